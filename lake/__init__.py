@@ -1,0 +1,1 @@
+"""The telemetry lake: partition layout, daily compaction, DuckDB queries and Athena DDL."""

@@ -1,0 +1,1 @@
+"""Span processors: carbon enrichment, the content guard, and trace roll-ups."""

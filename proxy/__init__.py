@@ -1,0 +1,1 @@
+"""The transparent streaming proxy, its provider usage parsers and the Lambda entry point."""
