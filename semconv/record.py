@@ -1,0 +1,484 @@
+"""The telemetry record ``tailpipe.record/1``: one JSON object per model call (or per billing line).
+
+``Record`` mirrors ``record.schema.json`` (shipped beside this module, see ``schema_path()``) field for
+field. Validation here is a cheap hand-written equivalent of the JSON Schema, so that producing and reading
+records needs only the standard library. Unknown fields are kept in ``Record.extra`` and written back at the
+top level, so older readers carry newer fields through unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .attributes import INTEGRATIONS, OUTPUT_TYPES, TOKEN_ACCURACIES
+
+SCHEMA = "tailpipe.record/1"
+"""Value of the ``schema`` field; a version bump is a new value."""
+
+SCHEMA_FILE = "record.schema.json"
+
+STATUS_OK = "ok"
+STATUS_ERROR = "error"
+STATUSES = frozenset({STATUS_OK, STATUS_ERROR})
+
+
+class RecordError(ValueError):
+    """A record is malformed. ``field`` names the offending field, or is None for the record as a whole."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+# ---------------------------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------------------------
+
+
+def new_record_id() -> str:
+    """A fresh record id: a random UUID (version 4) in lowercase canonical form."""
+    return str(uuid.uuid4())
+
+
+def utc_now_rfc3339() -> str:
+    """The current time as RFC 3339 UTC with microseconds, e.g. ``2026-09-01T12:00:00.123456Z``."""
+    return rfc3339_utc(datetime.now(timezone.utc))
+
+
+def rfc3339_utc(dt: datetime) -> str:
+    """Format an aware datetime as RFC 3339 in UTC (``...Z``, microseconds). Naive datetimes are refused."""
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise ValueError("rfc3339_utc needs an aware datetime (tzinfo set)")
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def rfc3339_from_unix_ns(ns: int) -> str:
+    """Format nanoseconds since the Unix epoch (OpenTelemetry span times) as RFC 3339 UTC."""
+    return rfc3339_utc(_EPOCH + timedelta(microseconds=ns // 1000))
+
+
+_TIMESTAMP_RE = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:[Zz]|\+00:00)", re.ASCII
+)
+
+
+def parse_rfc3339(value: str) -> datetime:
+    """Parse an RFC 3339 UTC timestamp (``Z`` or ``+00:00``) into an aware datetime; ValueError if not one."""
+    m = _TIMESTAMP_RE.fullmatch(value)
+    if m is None:
+        raise ValueError(f"not an RFC 3339 UTC timestamp: {_show(value)}")
+    year, month, day, hour, minute, second, frac = m.groups()
+    micro = int((frac or "0")[:6].ljust(6, "0"))
+    # A leap second (:60) is refused, as datetime and the JSON Schema format checker do.
+    return datetime(
+        int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tzinfo=timezone.utc
+    )
+
+
+def schema_path() -> Path:
+    """Filesystem path of ``record.schema.json`` shipped with this package."""
+    resource = resources.files(__package__).joinpath(SCHEMA_FILE)
+    if isinstance(resource, os.PathLike):
+        return Path(os.fspath(resource))
+    raise FileNotFoundError(f"{SCHEMA_FILE} is not on the filesystem (zipped install); use load_schema()")
+
+
+def load_schema() -> dict[str, Any]:
+    """The JSON Schema of ``tailpipe.record/1`` as a dict (works for any package loader)."""
+    return json.loads(resources.files(__package__).joinpath(SCHEMA_FILE).read_text(encoding="utf-8"))
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+# ---------------------------------------------------------------------------------------------------------
+# field checks (each returns the value, normalized, or raises RecordError naming the field)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _fail(name: str, expected: str, value: Any) -> RecordError:
+    return RecordError(f"record field {name!r}: expected {expected}, got {_show(value)}", name)
+
+
+def _check_count(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise _fail(name, "an integer >= 0 or null", value)
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer() and value >= 0:
+        return int(value)
+    raise _fail(name, "an integer >= 0 or null", value)
+
+
+def _check_quantity(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if is_number and math.isfinite(value) and value >= 0:
+        return value
+    raise _fail(name, "a finite number >= 0 or null", value)
+
+
+def _check_optional_string(name: str, value: Any) -> Any:
+    if value is None or isinstance(value, str):
+        return value
+    raise _fail(name, "a string or null", value)
+
+
+def _check_string_map(name: str, value: Any) -> Any:
+    if not isinstance(value, Mapping):
+        raise _fail(name, "an object of string to string", value)
+    for key, item in value.items():
+        if not isinstance(key, str) or not isinstance(item, str):
+            raise RecordError(
+                f"record field {name!r}: expected string to string, got {_show(key)}: {_show(item)}", name
+            )
+    return value if isinstance(value, dict) else dict(value)
+
+
+def _enum_check(allowed: frozenset[Any], expected: str):
+    def check(name: str, value: Any) -> Any:
+        try:
+            if value in allowed:
+                return value
+        except TypeError:  # unhashable
+            pass
+        raise _fail(name, expected, value)
+
+    return check
+
+
+def _check_schema(name: str, value: Any) -> Any:
+    if value != SCHEMA:
+        raise RecordError(
+            f"record field 'schema': unsupported schema {_show(value)}, this reader handles {SCHEMA!r}", name
+        )
+    return value
+
+
+_UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
+
+
+def _check_record_id(name: str, value: Any) -> Any:
+    if isinstance(value, str) and _UUID_RE.fullmatch(value):
+        return value
+    raise _fail(name, "a UUID string in lowercase canonical form", value)
+
+
+def _check_timestamp(name: str, value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            parse_rfc3339(value)
+            return value
+        except ValueError:
+            pass
+    raise _fail(name, "an RFC 3339 UTC timestamp such as '2026-01-31T12:00:00.000000Z'", value)
+
+
+def _check_provider(name: str, value: Any) -> Any:
+    if isinstance(value, str) and value:
+        return value
+    raise _fail(name, "a non-empty string", value)
+
+
+def _check_operation(name: str, value: Any) -> Any:
+    if value is None or (isinstance(value, str) and value):
+        return value
+    raise _fail(name, "a non-empty string or null", value)
+
+
+def _hex_id_check(length: int):
+    pattern = re.compile(f"[0-9a-f]{{{length}}}", re.ASCII)
+    zero = "0" * length
+
+    def check(name: str, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and pattern.fullmatch(value) and value != zero):
+            return value
+        raise _fail(name, f"{length} lowercase hex digits (not all zero) or null", value)
+
+    return check
+
+
+def _check_streamed(name: str, value: Any) -> Any:
+    if value is None or isinstance(value, bool):
+        return value
+    raise _fail(name, "a boolean or null", value)
+
+
+def _check_factors(name: str, value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return value if isinstance(value, dict) else dict(value)
+    raise _fail(name, "an object", value)
+
+
+def _check_flags(name: str, value: Any) -> Any:
+    if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
+        return value if isinstance(value, list) else list(value)
+    raise _fail(name, "an array of strings", value)
+
+
+def _check_signature(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        alg, key_id, sig = value.get("alg"), value.get("key_id"), value.get("value")
+        if isinstance(alg, str) and alg and isinstance(key_id, str) and isinstance(sig, str) and sig:
+            return value if isinstance(value, dict) else dict(value)
+    raise _fail(name, "null or an object with string alg, key_id and value", value)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the record
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, kw_only=True)
+class Record:
+    """One telemetry record (schema ``tailpipe.record/1``). Field docs: ``record.schema.json``."""
+
+    schema: str = SCHEMA
+    record_id: str = field(default_factory=new_record_id)
+    timestamp: str = field(default_factory=utc_now_rfc3339)
+    integration: str
+    provider: str
+    request_model: str | None = None
+    response_model: str | None = None
+    operation: str | None = None
+    output_type: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    images: int | None = None
+    image_size: str | None = None
+    image_quality: str | None = None
+    video_seconds: float | None = None
+    video_resolution: str | None = None
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    streamed: bool | None = None
+    status: str = STATUS_OK
+    error_type: str | None = None
+    token_accuracy: str
+    region: str | None = None
+    environment: dict[str, str] = field(default_factory=dict)
+    attributes: dict[str, str] = field(default_factory=dict)
+    trace_id: str | None = None
+    span_id: str | None = None
+    energy_wh: float | None = None
+    energy_wh_min: float | None = None
+    energy_wh_max: float | None = None
+    carbon_gco2e: float | None = None
+    carbon_gco2e_min: float | None = None
+    carbon_gco2e_max: float | None = None
+    cost_usd: float | None = None
+    factors: dict[str, Any] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+    signature: dict[str, str] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Unknown top-level fields, kept as read and written back at the top level by ``to_dict``."""
+
+    # -- validation -------------------------------------------------------------------------------------
+
+    def validate(self) -> Record:
+        """Check every field against the schema rules; raise RecordError naming the first bad field.
+
+        Integral floats in count fields become ints and mappings become dicts (in place). Returns self.
+        """
+        for name, check in _CHECKS:
+            value = getattr(self, name)
+            checked = check(name, value)
+            if checked is not value:
+                setattr(self, name, checked)
+        if not isinstance(self.extra, dict):
+            raise _fail("extra", "a dict of unknown fields", self.extra)
+        for key in self.extra:
+            if not isinstance(key, str):
+                raise RecordError(f"record: unknown field names must be strings, got {_show(key)}", None)
+            if key in _FIELD_SET:
+                raise RecordError(f"record field {key!r}: also present in extra", key)
+        return self
+
+    # -- dict form --------------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields (None included) in schema order, then the unknown fields. Containers are copied."""
+        out = {name: _copy_json(getattr(self, name)) for name in FIELD_NAMES}
+        for key, value in self.extra.items():
+            out.setdefault(key, _copy_json(value))
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Record:
+        """Build and validate a record from its dict form (copied); unknown fields go to ``extra``.
+
+        Raises RecordError naming the field on a missing required field, a wrong type or value, or a
+        ``schema`` other than ``tailpipe.record/1``.
+        """
+        if not isinstance(data, Mapping):
+            raise RecordError(f"record: expected a JSON object, got {type(data).__name__}", None)
+        if "schema" not in data:
+            raise RecordError("record field 'schema' is missing", "schema")
+        _check_schema("schema", data["schema"])
+        kwargs: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in _FIELD_SET:
+                kwargs[key] = _copy_json(value)
+            elif isinstance(key, str):
+                extra[key] = _copy_json(value)
+            else:
+                raise RecordError(f"record: field names must be strings, got {_show(key)}", None)
+        for name in REQUIRED_FIELDS:
+            if name not in kwargs:
+                raise RecordError(f"record field {name!r} is missing", name)
+        return cls(**kwargs, extra=extra).validate()
+
+    # -- JSON form --------------------------------------------------------------------------------------
+
+    def encode(self) -> bytes:
+        """Validate, then encode as compact one-line UTF-8 JSON (no trailing newline; NaN refused)."""
+        self.validate()
+        data = self.to_dict()
+        try:
+            text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            raise _unencodable(data, exc) from None
+        # Keep the record on one line for every line splitter (str.splitlines splits on these too).
+        if "\u2028" in text or "\u2029" in text or "\x85" in text:
+            text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").replace("\x85", "\\u0085")
+        return text.encode("utf-8")
+
+    @classmethod
+    def decode(cls, data: bytes | bytearray | memoryview | str) -> Record:
+        """Parse one JSON record (bytes in UTF-8, or str) and validate it."""
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            try:
+                data = bytes(data).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                message = f"record: not valid UTF-8 ({exc.reason} at byte {exc.start})"
+                raise RecordError(message, None) from None
+        if not isinstance(data, str):
+            raise RecordError(f"record: expected bytes or str, got {type(data).__name__}", None)
+        try:
+            parsed = json.loads(data, parse_constant=_refuse_constant)
+        except json.JSONDecodeError as exc:
+            message = f"record: invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+            raise RecordError(message, None) from None
+        except ValueError as exc:  # NaN / Infinity
+            raise RecordError(f"record: invalid JSON ({exc})", None) from None
+        return cls.from_dict(parsed)
+
+
+def encode(record: Record) -> bytes:
+    """Same as ``record.encode()``."""
+    return record.encode()
+
+
+def decode(data: bytes | bytearray | memoryview | str) -> Record:
+    """Same as ``Record.decode(data)``."""
+    return Record.decode(data)
+
+
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Record) if f.name != "extra")
+"""Record field names in schema order (``extra`` excluded)."""
+
+REQUIRED_FIELDS: tuple[str, ...] = (
+    "schema",
+    "record_id",
+    "timestamp",
+    "integration",
+    "provider",
+    "status",
+    "token_accuracy",
+)
+
+_FIELD_SET = frozenset(FIELD_NAMES)
+
+_check_hex32 = _hex_id_check(32)
+_check_hex16 = _hex_id_check(16)
+
+_CHECKS: tuple[tuple[str, Any], ...] = (
+    ("schema", _check_schema),
+    ("record_id", _check_record_id),
+    ("timestamp", _check_timestamp),
+    ("integration", _enum_check(INTEGRATIONS, "one of " + ", ".join(sorted(INTEGRATIONS)))),
+    ("provider", _check_provider),
+    ("request_model", _check_optional_string),
+    ("response_model", _check_optional_string),
+    ("operation", _check_operation),
+    ("output_type", _enum_check(OUTPUT_TYPES | {None}, "null or one of " + ", ".join(sorted(OUTPUT_TYPES)))),
+    ("input_tokens", _check_count),
+    ("output_tokens", _check_count),
+    ("cache_read_tokens", _check_count),
+    ("cache_write_tokens", _check_count),
+    ("reasoning_tokens", _check_count),
+    ("images", _check_count),
+    ("image_size", _check_optional_string),
+    ("image_quality", _check_optional_string),
+    ("video_seconds", _check_quantity),
+    ("video_resolution", _check_optional_string),
+    ("latency_ms", _check_quantity),
+    ("ttft_ms", _check_quantity),
+    ("streamed", _check_streamed),
+    ("status", _enum_check(STATUSES, "'ok' or 'error'")),
+    ("error_type", _check_optional_string),
+    ("token_accuracy", _enum_check(TOKEN_ACCURACIES, "'exact' or 'estimated'")),
+    ("region", _check_optional_string),
+    ("environment", _check_string_map),
+    ("attributes", _check_string_map),
+    ("trace_id", _check_hex32),
+    ("span_id", _check_hex16),
+    ("energy_wh", _check_quantity),
+    ("energy_wh_min", _check_quantity),
+    ("energy_wh_max", _check_quantity),
+    ("carbon_gco2e", _check_quantity),
+    ("carbon_gco2e_min", _check_quantity),
+    ("carbon_gco2e_max", _check_quantity),
+    ("cost_usd", _check_quantity),
+    ("factors", _check_factors),
+    ("flags", _check_flags),
+    ("signature", _check_signature),
+)
+
+if tuple(name for name, _ in _CHECKS) != FIELD_NAMES:  # pragma: no cover - guards edits to this module
+    raise AssertionError("record._CHECKS is out of step with the Record fields")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+def _copy_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _copy_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_copy_json(item) for item in value]
+    return value
+
+
+def _unencodable(data: dict[str, Any], exc: Exception) -> RecordError:
+    for key, value in data.items():
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as inner:
+            return RecordError(f"record field {key!r}: not encodable as JSON ({inner})", key)
+    return RecordError(f"record: not encodable as JSON ({exc})", None)
