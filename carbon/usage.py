@@ -1,0 +1,70 @@
+"""What one model call (or one billing line) consumed: the input of the carbon engine."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .errors import UsageError
+
+_INT_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "images",
+)
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token, image and video counts of one call (or an aggregate such as a billing line).
+
+    ``input_tokens`` includes cached tokens (GenAI semconv); ``output_tokens`` includes reasoning
+    tokens. ``total_tokens`` is for sources that only know the sum (e.g. the seed's worked example);
+    when input and output are both given it is ignored. ``requests`` is the number of calls behind the
+    figures (None when unknown, e.g. some billing lines): the shape method's per-request term uses it.
+    """
+
+    model: str | None = None
+    provider: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    requests: int | None = 1
+    images: int | None = None
+    image_size: str | None = None
+    image_quality: str | None = None
+    video_seconds: float | None = None
+    video_resolution: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in _INT_FIELDS:
+            v = getattr(self, name)
+            if v is None:
+                continue
+            if type(v) is not int:
+                if isinstance(v, float) and v.is_integer() and v >= 0:
+                    setattr(self, name, int(v))
+                    continue
+                raise UsageError(f"{name} must be a whole number of tokens/images >= 0, got {v!r}")
+            if v < 0:
+                raise UsageError(f"{name} must be >= 0, got {v}")
+        r = self.requests
+        if r is not None and (type(r) is not int or r < 0):
+            raise UsageError(f"requests must be a whole number >= 0 or None, got {r!r}")
+        s = self.video_seconds
+        if s is not None and (isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or s < 0):
+            raise UsageError(f"video_seconds must be a number of seconds >= 0, got {s!r}")
+
+    @property
+    def text_tokens(self) -> int:
+        """Tokens the flat method multiplies: input + output, or the total when only that is known."""
+        if self.input_tokens is None and self.output_tokens is None:
+            return self.total_tokens or 0
+        return (self.input_tokens or 0) + (self.output_tokens or 0)
