@@ -87,8 +87,12 @@ class Overrides:
 
     def merged_over(self, base: Overrides) -> Overrides:
         """These overrides, with `base` filling the gaps."""
-        return Overrides(**{f.name: getattr(self, f.name) if getattr(self, f.name) is not None
-                            else getattr(base, f.name) for f in fields(self)})
+        return Overrides(
+            **{
+                f.name: getattr(self, f.name) if getattr(self, f.name) is not None else getattr(base, f.name)
+                for f in fields(self)
+            }
+        )
 
     def __bool__(self) -> bool:
         return any(getattr(self, f.name) is not None for f in fields(self))
@@ -218,9 +222,7 @@ def parse_config(doc: Any, where: str) -> Config:
             else None
         ),
         default_pue=check_number("pue", defaults["pue"], f"{where} [defaults]") if "pue" in defaults else None,
-        default_grid=(
-            check_number("grid", defaults["grid"], f"{where} [defaults]") if "grid" in defaults else None
-        ),
+        default_grid=(check_number("grid", defaults["grid"], f"{where} [defaults]") if "grid" in defaults else None),
         regions=regions,
         models=models,
         aliases=aliases,
@@ -287,8 +289,10 @@ def load_config(env: Mapping[str, str] | None = None, cwd: str | os.PathLike[str
         config = read_config_file(path)
     else:
         base = Path(cwd) if cwd is not None else Path.cwd()
-        found = next((base / n for n in ("tailpipe.toml", "tailpipe.yaml", "tailpipe.yml") if (base / n).is_file()),
-                     None)
+        found = next(
+            (base / n for n in ("tailpipe.toml", "tailpipe.yaml", "tailpipe.yml") if (base / n).is_file()),
+            None,
+        )
         config = read_config_file(found) if found else Config()
     return _env_overrides(env, config)
 

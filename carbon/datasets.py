@@ -271,9 +271,7 @@ def _average(figures: list[Figure], derivation: str) -> Figure:
         shape_min=shape_min,
         shape_max=shape_max,
         shape_derivation=(
-            f"mean of members' fitted coefficients ({derivation}); range spans the members' ranges"
-            if shaped
-            else None
+            f"mean of members' fitted coefficients ({derivation}); range spans the members' ranges" if shaped else None
         ),
     )
 
@@ -356,9 +354,7 @@ def _load_classes(ds: Datasets, doc: dict[str, Any]) -> None:
             derivation=c["derivation"],
         )
     g = doc["global_average"]
-    members = tuple(
-        mid for mid, e in ds.models.items() if e.kind == "measured" and not e.reasoning and e.figure.shape
-    )
+    members = tuple(mid for mid, e in ds.models.items() if e.kind == "measured" and not e.reasoning and e.figure.shape)
     ds.global_average = SizeClass(
         id="global",
         name=g["name"],
@@ -508,6 +504,8 @@ def _load_regions(ds: Datasets, doc: dict[str, Any]) -> None:
 
 def _load_equivalences(ds: Datasets, doc: dict[str, Any]) -> None:
     for key, e in doc.get("equivalences", {}).items():
+        if e.get("verified", True) is False:
+            continue  # transcribed from a secondary copy, not yet checked against its source
         basis = e.get("basis", "carbon")
         per = e.get("g_co2e_per_unit") if basis == "carbon" else e.get("wh_per_unit")
         if per is None:

@@ -96,15 +96,23 @@ def _figure_for(ds: Datasets, match: ModelMatch) -> tuple[Figure, dict[str, Any]
     if match.size_class is not None:
         cls = ds.classes[match.size_class]
         info["size_class"] = cls.id
-        info["class"] = {"name": cls.name, "members": list(cls.members), "derivation": cls.derivation,
-                         "source": cls.source.to_dict()}
+        info["class"] = {
+            "name": cls.name,
+            "members": list(cls.members),
+            "derivation": cls.derivation,
+            "source": cls.source.to_dict(),
+        }
         if entry is not None and entry.source is not None:
             info["parameters_source"] = entry.source.to_dict()
         return cls.figure, info
     g = ds.global_average
     assert g is not None
-    info["class"] = {"name": g.name, "members": list(g.members), "derivation": g.derivation,
-                     "source": g.source.to_dict()}
+    info["class"] = {
+        "name": g.name,
+        "members": list(g.members),
+        "derivation": g.derivation,
+        "source": g.source.to_dict(),
+    }
     return g.figure, info
 
 
@@ -115,9 +123,9 @@ class _Plan:
         "fallback_factors",
         "flags",
         "flat",
+        "flat_factors",
         "flat_max",
         "flat_min",
-        "flat_factors",
         "grid_per_wh",
         "location",
         "match",
@@ -129,8 +137,15 @@ class _Plan:
         "shape_min",
     )
 
-    def __init__(self, ds: Datasets, match: ModelMatch, location: Location, method: str,
-                 overrides: Overrides, config: Config) -> None:
+    def __init__(
+        self,
+        ds: Datasets,
+        match: ModelMatch,
+        location: Location,
+        method: str,
+        overrides: Overrides,
+        config: Config,
+    ) -> None:
         self.match = match
         self.location = location
         self.method = method
@@ -142,8 +157,11 @@ class _Plan:
             model_info["overridden"] = True
         self.flat, self.flat_min, self.flat_max = figure.flat, figure.flat_min, figure.flat_max
         if figure.shape is not None and overrides.wh_per_token is None:
-            self.shape = (figure.shape["per_input_token"], figure.shape["per_output_token"],
-                          figure.shape["per_request"])
+            self.shape = (
+                figure.shape["per_input_token"],
+                figure.shape["per_output_token"],
+                figure.shape["per_request"],
+            )
             self.shape_min = tuple(figure.shape_min[k] for k in ("per_input_token", "per_output_token", "per_request"))  # type: ignore[index]
             self.shape_max = tuple(figure.shape_max[k] for k in ("per_input_token", "per_output_token", "per_request"))  # type: ignore[index]
         else:
@@ -157,13 +175,25 @@ class _Plan:
         if config.transmission is not None:
             tl = {"value": config.transmission, "source": {"title": f"user configuration {config.path}"}}
         pue = {"value": location.pue, "scope": location.pue_scope, "source": location.pue_source.to_dict()}
-        grid = {"value": location.grid, "unit": "gCO2e/kWh", "scope": location.grid_scope,
-                "area": location.grid_area, "year": location.grid_year, "source": location.grid_source.to_dict()}
+        grid = {
+            "value": location.grid,
+            "unit": "gCO2e/kWh",
+            "scope": location.grid_scope,
+            "area": location.grid_area,
+            "year": location.grid_year,
+            "source": location.grid_source.to_dict(),
+        }
         for name, table in (("pse", pse), ("transmission", tl), ("pue", pue), ("grid", grid)):
             forced = getattr(overrides, name)
             if forced is not None:
                 table.clear()
-                table.update({"value": forced, "scope": "override", "source": {"title": "override (call site, CLI flag or TAILPIPE_* environment variable)"}})
+                table.update(
+                    {
+                        "value": forced,
+                        "scope": "override",
+                        "source": {"title": "override (call site, CLI flag or TAILPIPE_* environment variable)"},
+                    }
+                )
         if location.key is None and overrides.pue is None and overrides.grid is None:
             flags.append("location_unknown")
         self.flags = tuple(flags)
@@ -180,25 +210,38 @@ class _Plan:
             "region": location.key,
             "region_label": location.label,
         }
-        flat = {"value": self.flat, "min": self.flat_min, "max": self.flat_max, "unit": "Wh/token",
-                "derivation": figure.flat_derivation}
+        flat = {
+            "value": self.flat,
+            "min": self.flat_min,
+            "max": self.flat_max,
+            "unit": "Wh/token",
+            "derivation": figure.flat_derivation,
+        }
         self.flat_factors = MappingProxyType({**common, "method": "flat", "wh_per_token": flat})
         if method == "flat":
             self.fallback_factors = self.flat_factors
         else:  # shape requested; used when it cannot apply to a usage
-            why = ("the usage gives only a total token count" if figure.shape is not None
-                   else "no prompt-shape measurements exist for this model")
-            self.fallback_factors = MappingProxyType({
-                **common, "method": "flat", "method_requested": "shape", "method_note": f"flat used: {why}",
-                "wh_per_token": flat,
-            })
+            why = (
+                "the usage gives only a total token count"
+                if figure.shape is not None
+                else "no prompt-shape measurements exist for this model"
+            )
+            self.fallback_factors = MappingProxyType(
+                {
+                    **common,
+                    "method": "flat",
+                    "method_requested": "shape",
+                    "method_note": f"flat used: {why}",
+                    "wh_per_token": flat,
+                }
+            )
         if self.shape is not None:
             shape = {
                 "per_input_token": self.shape[0],
                 "per_output_token": self.shape[1],
                 "per_request": self.shape[2],
-                "min": dict(zip(("per_input_token", "per_output_token", "per_request"), self.shape_min)),  # type: ignore[arg-type]
-                "max": dict(zip(("per_input_token", "per_output_token", "per_request"), self.shape_max)),  # type: ignore[arg-type]
+                "min": dict(zip(("per_input_token", "per_output_token", "per_request"), self.shape_min, strict=False)),  # type: ignore[arg-type]
+                "max": dict(zip(("per_input_token", "per_output_token", "per_request"), self.shape_max, strict=False)),  # type: ignore[arg-type]
                 "unit": "Wh",
                 "derivation": figure.shape_derivation,
             }
@@ -293,14 +336,25 @@ def _media(usage: Usage, factors: Mapping[str, Any]) -> tuple[float, Mapping[str
         fig, f = image_figure(ds, usage.image_size, usage.image_quality)
         e += usage.images * fig.wh
         flags += f
-        extra["image"] = {"figure": fig.key, "label": fig.label, "wh_per_image": fig.wh, "count": usage.images,
-                          "source": fig.source.to_dict(), **({"derivation": fig.derivation} if fig.derivation else {})}
+        extra["image"] = {
+            "figure": fig.key,
+            "label": fig.label,
+            "wh_per_image": fig.wh,
+            "count": usage.images,
+            "source": fig.source.to_dict(),
+            **({"derivation": fig.derivation} if fig.derivation else {}),
+        }
     if usage.video_seconds:
         fig, f = video_figure(ds, usage.video_resolution)
         e += usage.video_seconds * fig.wh
         flags += f
-        extra["video"] = {"figure": fig.key, "label": fig.label, "wh_per_second": fig.wh,
-                          "seconds": usage.video_seconds, "source": fig.source.to_dict()}
+        extra["video"] = {
+            "figure": fig.key,
+            "label": fig.label,
+            "wh_per_second": fig.wh,
+            "seconds": usage.video_seconds,
+            "source": fig.source.to_dict(),
+        }
     return e, MappingProxyType({**factors, **extra}), flags
 
 

@@ -19,8 +19,15 @@ class Equivalent:
     source: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "label": self.label, "unit": self.unit, "amount": self.amount,
-                "per_unit": self.per_unit, "basis": self.basis, "source": self.source}
+        return {
+            "key": self.key,
+            "label": self.label,
+            "unit": self.unit,
+            "amount": self.amount,
+            "per_unit": self.per_unit,
+            "basis": self.basis,
+            "source": self.source,
+        }
 
 
 def equivalents(carbon_gco2e: float, energy_wh: float) -> list[Equivalent]:

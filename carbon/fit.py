@@ -19,7 +19,7 @@ COEFFICIENTS = ("per_input_token", "per_output_token", "per_request")
 def _solve(a: list[list[float]], b: list[float]) -> list[float] | None:
     """Solve the square system a x = b by Gauss-Jordan elimination with partial pivoting."""
     n = len(b)
-    m = [row[:] + [rhs] for row, rhs in zip(a, b)]
+    m = [[*row[:], rhs] for row, rhs in zip(a, b, strict=False)]
     for col in range(n):
         pivot = max(range(col, n), key=lambda r: abs(m[r][col]))
         if abs(m[pivot][col]) < 1e-12:
@@ -37,7 +37,7 @@ def _least_squares(rows: Sequence[Sequence[float]], y: Sequence[float], free: Se
     """Ordinary least squares restricted to the `free` columns (normal equations)."""
     k = len(free)
     ata = [[sum(r[free[i]] * r[free[j]] for r in rows) for j in range(k)] for i in range(k)]
-    aty = [sum(r[free[i]] * v for r, v in zip(rows, y)) for i in range(k)]
+    aty = [sum(r[free[i]] * v for r, v in zip(rows, y, strict=False)) for i in range(k)]
     return _solve(ata, aty)
 
 
@@ -58,9 +58,9 @@ def nnls(rows: Sequence[Sequence[float]], y: Sequence[float]) -> tuple[list[floa
                 sol = _least_squares(rows, y, free)
                 if sol is None or any(v < 0 for v in sol):
                     continue
-                for idx, v in zip(free, sol):
+                for idx, v in zip(free, sol, strict=False):
                     x[idx] = v
-            rss = sum((sum(c * v for c, v in zip(r, x)) - t) ** 2 for r, t in zip(rows, y))
+            rss = sum((sum(c * v for c, v in zip(r, x, strict=False)) - t) ** 2 for r, t in zip(rows, y, strict=False))
             if best is None or rss < best[1] - 1e-15:
                 best = (x, rss)
     assert best is not None  # the empty support is always feasible
@@ -82,4 +82,4 @@ def fit_shapes(shapes: Sequence[tuple[int, int]], wh: Sequence[float]) -> dict[s
         rows = [[float(i), float(o)] for i, o in shapes]
         x2, _ = nnls(rows, wh)
         x = [x2[0], x2[1], 0.0]
-    return dict(zip(COEFFICIENTS, x))
+    return dict(zip(COEFFICIENTS, x, strict=False))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 
+from .resolve import clean_model_id
 from .usage import Usage
 
 log = logging.getLogger(__name__)
@@ -56,16 +57,21 @@ def cost_usd(usage: Usage, provider: str | None = None) -> float | None:
         "cache_read_tokens": usage.cache_read_tokens or 0,
         "cache_write_tokens": usage.cache_write_tokens or 0,
     }
-    try:
-        result = lib.calc_price(lib.Usage(**counts), model_ref=usage.model, provider_id=provider_id)
-    except LookupError:
-        if provider_id is None:
-            return None
-        try:  # the provider id may be one genai-prices files differently: try by model alone
-            result = lib.calc_price(lib.Usage(**counts), model_ref=usage.model)
+    # The id as given, then without Bedrock/Vertex/ARN decorations; with the provider, then without it
+    # (genai-prices may file a model under another provider id, e.g. Bedrock-hosted Claude).
+    cleaned = clean_model_id(usage.model)
+    attempts = [(usage.model, provider_id), (cleaned, provider_id), (usage.model, None), (cleaned, None)]
+    seen = set()
+    for model_ref, prov in attempts:
+        if (model_ref, prov) in seen or (prov is None and provider_id is None and (model_ref, None) in seen):
+            continue
+        seen.add((model_ref, prov))
+        try:
+            result = lib.calc_price(lib.Usage(**counts), model_ref=model_ref, provider_id=prov)
         except LookupError:
+            continue
+        except Exception as exc:  # the price library must never break a caller
+            log.debug("genai-prices failed for model %r: %s", usage.model, type(exc).__name__)
             return None
-    except Exception as exc:  # the price library must never break a caller
-        log.debug("genai-prices failed for model %r: %s", usage.model, type(exc).__name__)
-        return None
-    return float(result.total_price)
+        return float(result.total_price)
+    return None

@@ -17,8 +17,15 @@ from .config import Config, get_config
 from .datasets import Datasets, Factor, GridArea, Source, load
 from .errors import UnknownRegionError
 
-_PROVIDER_SYNONYMS = {"aws": "aws", "amazon": "aws", "azure": "azure", "microsoft": "azure", "gcp": "gcp",
-                      "google": "gcp", "googlecloud": "gcp"}
+_PROVIDER_SYNONYMS = {
+    "aws": "aws",
+    "amazon": "aws",
+    "azure": "azure",
+    "microsoft": "azure",
+    "gcp": "gcp",
+    "google": "gcp",
+    "googlecloud": "gcp",
+}
 _USER_SOURCE = Source(key="user-config", title="user configuration", url="", year=None, licence="n/a")
 
 
@@ -41,15 +48,25 @@ class Location:
 def _global(ds: Datasets, label: str = "global average (location unknown)") -> Location:
     pue: Factor = ds.factors["pue"]
     grid: Factor = ds.factors["grid"]
-    return Location(None, label, pue.value, pue.source, "global", grid.value, grid.source, "global",
-                    "world", grid.source.year)
+    return Location(
+        None,
+        label,
+        pue.value,
+        pue.source,
+        "global",
+        grid.value,
+        grid.source,
+        "global",
+        "world",
+        grid.source.year,
+    )
 
 
-def _country_location(ds: Datasets, area: GridArea, key: str, label: str, pue: Factor | None = None,
-                      pue_scope: str = "global") -> Location:
+def _country_location(
+    ds: Datasets, area: GridArea, key: str, label: str, pue: Factor | None = None, pue_scope: str = "global"
+) -> Location:
     p = pue or ds.factors["pue"]
-    return Location(key, label, p.value, p.source, pue_scope, area.grid, area.source, "country", area.key,
-                    area.year)
+    return Location(key, label, p.value, p.source, pue_scope, area.grid, area.source, "country", area.key, area.year)
 
 
 def _find_country(ds: Datasets, text: str) -> GridArea | None:
@@ -102,8 +119,9 @@ def _resolve(spec: str | None, config: Config) -> Location:
             loc = _country_location(ds, country, key, label, pue, scope)
         else:
             g = ds.factors["grid"]
-            loc = Location(key, label, pue.value, pue.source, scope, g.value, g.source, "global", "world",
-                           g.source.year)
+            loc = Location(
+                key, label, pue.value, pue.source, scope, g.value, g.source, "global", "world", g.source.year
+            )
         custom = custom or config.regions.get(key)
         return _apply_custom(ds, loc, custom)
 
@@ -135,8 +153,17 @@ def _resolve(spec: str | None, config: Config) -> Location:
 
 
 def _fields_after_key(loc: Location) -> tuple:
-    return (loc.label, loc.pue, loc.pue_source, loc.pue_scope, loc.grid, loc.grid_source, loc.grid_scope,
-            loc.grid_area, loc.grid_year)
+    return (
+        loc.label,
+        loc.pue,
+        loc.pue_source,
+        loc.pue_scope,
+        loc.grid,
+        loc.grid_source,
+        loc.grid_scope,
+        loc.grid_area,
+        loc.grid_year,
+    )
 
 
 def _apply_defaults(loc: Location, config: Config, grid: bool = True) -> Location:
@@ -153,8 +180,13 @@ def _apply_defaults(loc: Location, config: Config, grid: bool = True) -> Locatio
 def _apply_custom(ds: Datasets, loc: Location, custom) -> Location:
     if custom is None:
         return loc
-    src = Source(key="user-config", title=f"user configuration [regions.{custom.key}]", url="", year=None,
-                 licence="n/a")
+    src = Source(
+        key="user-config",
+        title=f"user configuration [regions.{custom.key}]",
+        url="",
+        year=None,
+        licence="n/a",
+    )
     pue, pue_src, pue_scope = loc.pue, loc.pue_source, loc.pue_scope
     g, g_src, g_scope = loc.grid, loc.grid_source, loc.grid_scope
     if custom.pue is not None:
@@ -166,8 +198,13 @@ def _apply_custom(ds: Datasets, loc: Location, custom) -> Location:
 
 def _user_source(config: Config) -> Source:
     if config.path:
-        return Source(key="user-config", title=f"user configuration {config.path} [defaults]", url="", year=None,
-                      licence="n/a")
+        return Source(
+            key="user-config",
+            title=f"user configuration {config.path} [defaults]",
+            url="",
+            year=None,
+            licence="n/a",
+        )
     return _USER_SOURCE
 
 

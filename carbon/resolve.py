@@ -144,14 +144,35 @@ def _resolve(model_id: str | None, config: Config) -> ModelMatch:
         custom = config.models[found]  # type: ignore[index]
         if custom.same_as:
             base = _resolve(custom.same_as, Config(aliases=config.aliases))
-            return ModelMatch(model_id, base.kind, base.entry, base.size_class, base.flags,
-                              via=f"user config same_as {custom.same_as}")
+            return ModelMatch(
+                model_id,
+                base.kind,
+                base.entry,
+                base.size_class,
+                base.flags,
+                via=f"user config same_as {custom.same_as}",
+            )
         if custom.params_b is not None:
             cls = size_class_for(custom.params_b)
-            return ModelMatch(model_id, "class", None, cls, (), via=f"user config params_b {custom.params_b}",
-                              custom_source=custom.source)
-        return ModelMatch(model_id, "custom", None, None, (), via="user config wh_per_token",
-                          custom_wh_per_token=custom.wh_per_token, custom_source=custom.source)
+            return ModelMatch(
+                model_id,
+                "class",
+                None,
+                cls,
+                (),
+                via=f"user config params_b {custom.params_b}",
+                custom_source=custom.source,
+            )
+        return ModelMatch(
+            model_id,
+            "custom",
+            None,
+            None,
+            (),
+            via="user config wh_per_token",
+            custom_wh_per_token=custom.wh_per_token,
+            custom_source=custom.source,
+        )
     if found is not None:
         entry = ds.models[found]
         if entry.kind in ("measured", "published"):
@@ -162,16 +183,34 @@ def _resolve(model_id: str | None, config: Config) -> ModelMatch:
     cleaned = candidates(model_id)[-1]
     params = params_from_id(cleaned)
     if params is not None:
-        return ModelMatch(model_id, "class", None, size_class_for(params), ("size_from_model_id",),
-                          via=f"{params:g}B parameters read from the id")
+        return ModelMatch(
+            model_id,
+            "class",
+            None,
+            size_class_for(params),
+            ("size_from_model_id",),
+            via=f"{params:g}B parameters read from the id",
+        )
     for rule in ds.families:
         if rule.pattern.search(cleaned):
             if rule.same_as is not None:
                 sibling = ds.models[rule.same_as]
-                return ModelMatch(model_id, sibling.kind, sibling, sibling.size_class, ("figure_from_sibling",),
-                                  via=f"family rule: {rule.family}")
-            return ModelMatch(model_id, "class", None, rule.size_class, ("size_class_assumed",),
-                              via=f"family rule: {rule.family}")
+                return ModelMatch(
+                    model_id,
+                    sibling.kind,
+                    sibling,
+                    sibling.size_class,
+                    ("figure_from_sibling",),
+                    via=f"family rule: {rule.family}",
+                )
+            return ModelMatch(
+                model_id,
+                "class",
+                None,
+                rule.size_class,
+                ("size_class_assumed",),
+                via=f"family rule: {rule.family}",
+            )
     return ModelMatch(model_id, "unknown", None, None, ("model_unknown",))
 
 

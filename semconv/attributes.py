@@ -329,9 +329,7 @@ SIZE_CLASS_MICRO = "micro"  # 7-20B
 SIZE_CLASS_SMALL = "small"  # 20-40B
 SIZE_CLASS_MEDIUM = "medium"  # 40-70B
 SIZE_CLASS_LARGE = "large"  # > 70B
-SIZE_CLASSES = frozenset(
-    {SIZE_CLASS_NANO, SIZE_CLASS_MICRO, SIZE_CLASS_SMALL, SIZE_CLASS_MEDIUM, SIZE_CLASS_LARGE}
-)
+SIZE_CLASSES = frozenset({SIZE_CLASS_NANO, SIZE_CLASS_MICRO, SIZE_CLASS_SMALL, SIZE_CLASS_MEDIUM, SIZE_CLASS_LARGE})
 
 # Well-known entries of tailpipe.flags (the list is open; components may add their own).
 FLAG_MODEL_UNKNOWN = "model_unknown"  # model not resolved to a dataset entry nor a size class

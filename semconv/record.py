@@ -70,9 +70,7 @@ def rfc3339_from_unix_ns(ns: int) -> str:
     return rfc3339_utc(_EPOCH + timedelta(microseconds=ns // 1000))
 
 
-_TIMESTAMP_RE = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:[Zz]|\+00:00)", re.ASCII
-)
+_TIMESTAMP_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:[Zz]|\+00:00)", re.ASCII)
 
 
 def parse_rfc3339(value: str) -> datetime:
@@ -83,9 +81,7 @@ def parse_rfc3339(value: str) -> datetime:
     year, month, day, hour, minute, second, frac = m.groups()
     micro = int((frac or "0")[:6].ljust(6, "0"))
     # A leap second (:60) is refused, as datetime and the JSON Schema format checker do.
-    return datetime(
-        int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tzinfo=timezone.utc
-    )
+    return datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tzinfo=timezone.utc)
 
 
 def schema_path() -> Path:

@@ -72,7 +72,7 @@ def _sig(value: Any, digits: int = 8) -> Any:
     if isinstance(value, float):
         if value == 0 or not math.isfinite(value):
             return value
-        return round(value, digits - 1 - int(math.floor(math.log10(abs(value)))))
+        return round(value, digits - 1 - math.floor(math.log10(abs(value))))
     if isinstance(value, dict):
         return {k: _sig(v, digits) for k, v in value.items()}
     if isinstance(value, list):
@@ -92,25 +92,40 @@ def _config(path: str | None):
 
 @app.command("estimate")
 def estimate_cmd(
-    model: Annotated[str, typer.Option(help="Model id as your provider spells it, e.g. claude-sonnet-4, gpt-4o, "
-                                            "us.anthropic.claude-sonnet-4-20250514-v1:0.")],
+    model: Annotated[
+        str,
+        typer.Option(
+            help="Model id as your provider spells it, e.g. claude-sonnet-4, gpt-4o, "
+            "us.anthropic.claude-sonnet-4-20250514-v1:0."
+        ),
+    ],
     tokens: Annotated[str | None, typer.Option(help="Total tokens (input + output), when no split is known.")] = None,
     input_tokens: Annotated[str | None, typer.Option("--input-tokens", help="Input tokens (incl. cached).")] = None,
-    output_tokens: Annotated[str | None, typer.Option("--output-tokens", help="Output tokens (incl. reasoning).")] = None,
-    cache_read_tokens: Annotated[str | None, typer.Option("--cache-read-tokens", help="Cached input tokens (cost only).")] = None,
+    output_tokens: Annotated[
+        str | None, typer.Option("--output-tokens", help="Output tokens (incl. reasoning).")
+    ] = None,
+    cache_read_tokens: Annotated[
+        str | None, typer.Option("--cache-read-tokens", help="Cached input tokens (cost only).")
+    ] = None,
     requests: Annotated[str | None, typer.Option(help="Number of calls behind the counts (shape method).")] = None,
     images: Annotated[str | None, typer.Option(help="Images generated.")] = None,
     image_size: Annotated[str | None, typer.Option("--image-size", help="e.g. 1024x1024, 1792x1024.")] = None,
     image_quality: Annotated[str | None, typer.Option("--image-quality", help="standard or hd.")] = None,
     video_seconds: Annotated[str | None, typer.Option("--video-seconds", help="Seconds of video generated.")] = None,
     video_resolution: Annotated[str | None, typer.Option("--video-resolution", help="480p, 540p, 720p, 1080p.")] = None,
-    region: Annotated[str | None, typer.Option(help="Where it ran: aws:eu-central-1, azure:westeurope, "
-                                               "gcp:europe-west4, or a country code (DE).")] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            help="Where it ran: aws:eu-central-1, azure:westeurope, gcp:europe-west4, or a country code (DE)."
+        ),
+    ] = None,
     pue: Annotated[str | None, typer.Option(help="Override the data-centre PUE.")] = None,
     grid: Annotated[str | None, typer.Option(help="Override the grid intensity, gCO2e/kWh.")] = None,
     pse: Annotated[str | None, typer.Option(help="Override power-supply efficiency (default 1.04).")] = None,
-    transmission: Annotated[str | None, typer.Option("--transmission", "--tl",
-                                                     help="Override transmission losses (default 1.08).")] = None,
+    transmission: Annotated[
+        str | None,
+        typer.Option("--transmission", "--tl", help="Override transmission losses (default 1.08)."),
+    ] = None,
     wh_per_token: Annotated[str | None, typer.Option("--wh-per-token", help="Override the model's Wh/token.")] = None,
     method: Annotated[str | None, typer.Option(help="shape (default) or flat (the seed's tokens x Wh/token).")] = None,
     provider: Annotated[str | None, typer.Option(help="Provider, to price the usage (openai, anthropic, ...).")] = None,
@@ -141,9 +156,13 @@ def estimate_cmd(
             **counts,
         )
         overrides = Overrides.from_mapping(
-            {"pue": _number("--pue", pue), "grid": _number("--grid", grid), "pse": _number("--pse", pse),
-             "transmission": _number("--transmission", transmission),
-             "wh_per_token": _number("--wh-per-token", wh_per_token)},
+            {
+                "pue": _number("--pue", pue),
+                "grid": _number("--grid", grid),
+                "pse": _number("--pse", pse),
+                "transmission": _number("--transmission", transmission),
+                "wh_per_token": _number("--wh-per-token", wh_per_token),
+            },
             where="command line",
         )
         result = estimate(usage, region=region, method=method, overrides=overrides, config=cfg)
@@ -155,12 +174,22 @@ def estimate_cmd(
     if as_json:
         doc = {
             "model": model,
-            "usage": {k: v for k, v in {
-                "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
-                "total_tokens": usage.total_tokens, "cache_read_tokens": usage.cache_read_tokens,
-                "requests": usage.requests, "images": usage.images, "image_size": usage.image_size,
-                "image_quality": usage.image_quality, "video_seconds": usage.video_seconds,
-                "video_resolution": usage.video_resolution}.items() if v is not None},
+            "usage": {
+                k: v
+                for k, v in {
+                    "input_tokens": usage.input_tokens,
+                    "output_tokens": usage.output_tokens,
+                    "total_tokens": usage.total_tokens,
+                    "cache_read_tokens": usage.cache_read_tokens,
+                    "requests": usage.requests,
+                    "images": usage.images,
+                    "image_size": usage.image_size,
+                    "image_quality": usage.image_quality,
+                    "video_seconds": usage.video_seconds,
+                    "video_resolution": usage.video_resolution,
+                }.items()
+                if v is not None
+            },
             **result.to_dict(),
             "energy_kwh": result.energy_wh / 1000,
             "carbon_kgco2e": result.carbon_gco2e / 1000,
@@ -171,6 +200,13 @@ def estimate_cmd(
         sys.stdout.write(json.dumps(_sig(doc), indent=2, ensure_ascii=False) + "\n")
         return
     _print_steps(usage, result, cost, equiv)
+
+
+def _n(value: float) -> str:
+    """Human number: thousands separators for large values, 4 significant digits for small ones."""
+    if value == 0:
+        return "0"
+    return f"{value:,.2f}" if abs(value) >= 100 else f"{value:.4g}"
 
 
 def _src(source: dict | None) -> str:
@@ -189,8 +225,13 @@ def _print_steps(usage: Usage, result, cost: float | None, equiv) -> None:
     t.add_column("value", justify="right")
     t.add_column("source / note", overflow="fold")
     resolved = m.get("name") or m.get("resolved") or (m.get("class") or {}).get("name") or "?"
-    t.add_row("model", f"{resolved}", f"{m['kind']}" + (f", {m['via']}" if m.get("via") else "")
-              + (f", size class {m['size_class']}" if m.get("size_class") else ""))
+    t.add_row(
+        "model",
+        f"{resolved}",
+        f"{m['kind']}"
+        + (f", {m['via']}" if m.get("via") else "")
+        + (f", size class {m['size_class']}" if m.get("size_class") else ""),
+    )
     if "class" in m:
         t.add_row("", "", f"class average of: {', '.join(m['class']['members'])}")
     model_source = _src(m.get("source") or (m.get("class") or {}).get("source"))
@@ -205,35 +246,58 @@ def _print_steps(usage: Usage, result, cost: float | None, equiv) -> None:
     elif usage.text_tokens:
         w = f["wh_per_token"]
         t.add_row("tokens", f"{usage.text_tokens:,}", f.get("method_note", ""))
-        t.add_row("x Wh per token", f"{w['value']:.6g}", f"{model_source}; {w['derivation']}")
+        t.add_row("x Wh per token", f"{w['value']:.6g}", model_source)
         it = usage.text_tokens * w["value"]
     if "source_pue_divided_out" in m:
         p = m["source_pue_divided_out"]
         t.add_row("", "", f"source figure / its own PUE {p['value']} (PUE never counted twice)")
     if "image" in f:
         im = f["image"]
-        t.add_row("images x Wh/image", f"{im['count']:,} x {im['wh_per_image']}", f"{im['label']}; {_src(im['source'])}")
+        t.add_row(
+            "images x Wh/image",
+            f"{im['count']:,} x {im['wh_per_image']}",
+            f"{im['label']}; {_src(im['source'])}",
+        )
         it += im["count"] * im["wh_per_image"]
     if "video" in f:
         v = f["video"]
         t.add_row("video s x Wh/s", f"{v['seconds']:g} x {v['wh_per_second']}", f"{v['label']}; {_src(v['source'])}")
         it += v["seconds"] * v["wh_per_second"]
-    t.add_row("= IT energy", f"{it:,.2f} Wh", "")
-    for key, label in (("pse", "x power supply efficiency"), ("transmission", "x transmission losses"),
-                       ("pue", "x PUE")):
-        t.add_row(label, f"{f[key]['value']:g}", (f"{f[key].get('scope')}: " if f[key].get("scope") else "")
-                  + _src(f[key]["source"]))
-    t.add_row("= energy", f"{result.energy_wh:,.2f} Wh", f"{result.energy_wh / 1000:,.2f} kWh; range "
-              f"{result.energy_wh_min:,.2f} - {result.energy_wh_max:,.2f} Wh")
+    t.add_row("= IT energy", f"{_n(it)} Wh", "")
+    for key, label in (
+        ("pse", "x power supply efficiency"),
+        ("transmission", "x transmission losses"),
+        ("pue", "x PUE"),
+    ):
+        t.add_row(
+            label,
+            f"{f[key]['value']:g}",
+            (f"{f[key].get('scope')}: " if f[key].get("scope") else "") + _src(f[key]["source"]),
+        )
+    t.add_row(
+        "= energy",
+        f"{_n(result.energy_wh)} Wh",
+        f"{_n(result.energy_wh / 1000)} kWh; range {_n(result.energy_wh_min)} - {_n(result.energy_wh_max)} Wh",
+    )
     g = f["grid"]
-    t.add_row("x grid intensity", f"{g['value']:g} gCO2e/kWh",
-              f"{g.get('scope')}{' ' + g['area'] if g.get('area') else ''}: {_src(g['source'])}")
-    t.add_row("= carbon", f"{result.carbon_gco2e:,.2f} gCO2e", f"{result.carbon_gco2e / 1000:,.2f} kgCO2e; range "
-              f"{result.carbon_gco2e_min:,.2f} - {result.carbon_gco2e_max:,.2f} g")
+    t.add_row(
+        "x grid intensity",
+        f"{g['value']:g} gCO2e/kWh",
+        f"{g.get('scope')}{' ' + g['area'] if g.get('area') else ''}: {_src(g['source'])}",
+    )
+    t.add_row(
+        "= carbon",
+        f"{_n(result.carbon_gco2e)} gCO2e",
+        f"{_n(result.carbon_gco2e / 1000)} kgCO2e; range "
+        f"{_n(result.carbon_gco2e_min)} - {_n(result.carbon_gco2e_max)} g",
+    )
     for e in equiv:
-        t.add_row("~", f"{e.amount:,.1f} {e.unit}", f"{e.label}; {_src(e.source)}")
-    t.add_row("cost", f"${cost:,.4f}" if cost is not None else "n/a",
-              "genai-prices" if cost is not None else "no price known for this model / usage")
+        t.add_row("~", f"{_n(e.amount)} {e.unit}", f"{e.label}; {_src(e.source)}")
+    t.add_row(
+        "cost",
+        f"${cost:,.4f}" if cost is not None else "n/a",
+        "genai-prices" if cost is not None else "no price known for this model / usage",
+    )
     out.print(t)
     if result.flags:
         out.print(f"[yellow]flags:[/] {', '.join(result.flags)}")
@@ -252,29 +316,54 @@ def models_cmd(
         if search and search.lower() not in f"{entry.id} {entry.name}".lower():
             continue
         fig = entry.figure or (ds.classes[entry.size_class].figure if entry.size_class else None)
-        rows.append({
-            "id": entry.id, "name": entry.name, "provider": entry.provider, "kind": entry.kind,
-            "size_class": entry.size_class, "params_b": entry.params_b,
-            "wh_per_token": fig.flat if fig else None,
-            "shape": fig.shape if fig else None,
-            "figure_from": "own" if entry.figure else (f"class {entry.size_class}" if entry.size_class else "global average"),
-            "source_pue": entry.host_pue, "aliases": list(entry.aliases),
-            "source": entry.source.to_dict() if entry.source else None,
-        })
+        rows.append(
+            {
+                "id": entry.id,
+                "name": entry.name,
+                "provider": entry.provider,
+                "kind": entry.kind,
+                "size_class": entry.size_class,
+                "params_b": entry.params_b,
+                "wh_per_token": fig.flat if fig else None,
+                "shape": fig.shape if fig else None,
+                "figure_from": "own"
+                if entry.figure
+                else (f"class {entry.size_class}" if entry.size_class else "global average"),
+                "source_pue": entry.host_pue,
+                "aliases": list(entry.aliases),
+                "source": entry.source.to_dict() if entry.source else None,
+            }
+        )
     if as_json:
-        classes = {c.id: {"name": c.name, "min_params_b": c.min_params_b, "max_params_b": c.max_params_b,
-                          "members": list(c.members), "wh_per_token": c.figure.flat, "shape": c.figure.shape,
-                          "derivation": c.derivation} for c in ds.classes.values()}
-        sys.stdout.write(json.dumps(_sig({"dataset_version": ds.version, "models": rows, "classes": classes}),
-                                    indent=2) + "\n")
+        classes = {
+            c.id: {
+                "name": c.name,
+                "min_params_b": c.min_params_b,
+                "max_params_b": c.max_params_b,
+                "members": list(c.members),
+                "wh_per_token": c.figure.flat,
+                "shape": c.figure.shape,
+                "derivation": c.derivation,
+            }
+            for c in ds.classes.values()
+        }
+        sys.stdout.write(
+            json.dumps(_sig({"dataset_version": ds.version, "models": rows, "classes": classes}), indent=2) + "\n"
+        )
         return
     t = Table(title=f"tailpipe models (dataset {ds.version})", header_style="bold")
     for col in ("id", "kind", "class", "params", "Wh/token (IT)", "figure", "source"):
         t.add_column(col, overflow="fold")
     for r in rows:
-        t.add_row(r["id"], r["kind"], r["size_class"] or "-", f"{r['params_b']:g}B" if r["params_b"] else "-",
-                  f"{r['wh_per_token']:.5f}" if r["wh_per_token"] is not None else "-", r["figure_from"],
-                  _src(r["source"]))
+        t.add_row(
+            r["id"],
+            r["kind"],
+            r["size_class"] or "-",
+            f"{r['params_b']:g}B" if r["params_b"] else "-",
+            f"{r['wh_per_token']:.5f}" if r["wh_per_token"] is not None else "-",
+            r["figure_from"],
+            _src(r["source"]),
+        )
     out.print(t)
     c = Table(title="size classes (fallback for unmeasured models)", header_style="bold")
     for col in ("class", "params", "Wh/token (IT)", "members"):
@@ -298,8 +387,17 @@ def regions_cmd(
         if provider and r.provider != provider.lower():
             continue
         loc = resolve_region(key)
-        rows.append({"region": key, "location": r.location, "country": r.country, "pue": loc.pue,
-                     "pue_scope": loc.pue_scope, "grid": loc.grid, "grid_year": loc.grid_year})
+        rows.append(
+            {
+                "region": key,
+                "location": r.location,
+                "country": r.country,
+                "pue": loc.pue,
+                "pue_scope": loc.pue_scope,
+                "grid": loc.grid,
+                "grid_year": loc.grid_year,
+            }
+        )
     if as_json:
         sys.stdout.write(json.dumps({"dataset_version": ds.version, "regions": rows}, indent=2) + "\n")
         return
@@ -307,8 +405,13 @@ def regions_cmd(
     for col in ("region", "location", "country", "PUE", "grid gCO2e/kWh"):
         t.add_column(col)
     for r in rows:
-        t.add_row(r["region"], r["location"] or "", r["country"] or "", f"{r['pue']:g} ({r['pue_scope']})",
-                  f"{r['grid']:g} ({r['grid_year']})")
+        t.add_row(
+            r["region"],
+            r["location"] or "",
+            r["country"] or "",
+            f"{r['pue']:g} ({r['pue_scope']})",
+            f"{r['grid']:g} ({r['grid_year']})",
+        )
     out.print(t)
 
 

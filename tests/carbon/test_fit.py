@@ -24,11 +24,17 @@ def test_negative_unconstrained_solution_is_clamped_and_optimal():
     fit = fit_shapes(SHAPES, wh)
     assert all(v >= 0 for v in fit.values())
     rows = [[i, o, 1.0] for i, o in SHAPES]
-    best = sum((sum(r * x for r, x in zip(row, fit.values())) - y) ** 2 for row, y in zip(rows, wh))
+    best = sum(
+        (sum(r * x for r, x in zip(row, fit.values(), strict=False)) - y) ** 2 for row, y in zip(rows, wh, strict=False)
+    )
     # no non-negative point on a coarse grid around the optimum does better
     for da, db, dc in itertools.product((-1e-5, 0, 1e-5), (-1e-4, 0, 1e-4), (-0.05, 0, 0.05)):
-        x = [max(fit["per_input_token"] + da, 0), max(fit["per_output_token"] + db, 0), max(fit["per_request"] + dc, 0)]
-        rss = sum((sum(r * v for r, v in zip(row, x)) - y) ** 2 for row, y in zip(rows, wh))
+        x = [
+            max(fit["per_input_token"] + da, 0),
+            max(fit["per_output_token"] + db, 0),
+            max(fit["per_request"] + dc, 0),
+        ]
+        rss = sum((sum(r * v for r, v in zip(row, x, strict=False)) - y) ** 2 for row, y in zip(rows, wh, strict=False))
         assert rss >= best - 1e-12
 
 

@@ -38,9 +38,16 @@ CASES = [
     ("eu.anthropic.claude-sonnet-4-20250514-v1:0", "claude-sonnet-4", "published"),
     ("apac.anthropic.claude-sonnet-4-20250514-v1:0", "claude-sonnet-4", "published"),
     ("global.anthropic.claude-sonnet-4-20250514-v1:0", "claude-sonnet-4", "published"),
-    ("arn:aws:bedrock:eu-central-1:123456789012:inference-profile/eu.anthropic.claude-sonnet-4-20250514-v1:0",
-     "claude-sonnet-4", "published"),
-    ("arn:aws:bedrock:us-east-1::foundation-model/meta.llama3-1-70b-instruct-v1:0", "llama-3.1-70b", "measured"),
+    (
+        "arn:aws:bedrock:eu-central-1:123456789012:inference-profile/eu.anthropic.claude-sonnet-4-20250514-v1:0",
+        "claude-sonnet-4",
+        "published",
+    ),
+    (
+        "arn:aws:bedrock:us-east-1::foundation-model/meta.llama3-1-70b-instruct-v1:0",
+        "llama-3.1-70b",
+        "measured",
+    ),
     ("meta.llama3-1-405b-instruct-v1:0", "llama-3.1-405b", "measured"),
     ("us.meta.llama3-2-90b-instruct-v1:0", "llama-3.2-90b-vision", "measured"),
     ("meta.llama3-8b-instruct-v1:0", "llama-3-8b", "measured"),
@@ -106,7 +113,9 @@ def test_sibling_figure_for_newer_sonnet():
     assert "figure_from_sibling" in match.flags
 
 
-@pytest.mark.parametrize("model_id", ["totally-unknown", "", "   ", None, "arn:aws:bedrock:us-east-1:1:provisioned-model/x1"])
+@pytest.mark.parametrize(
+    "model_id", ["totally-unknown", "", "   ", None, "arn:aws:bedrock:us-east-1:1:provisioned-model/x1"]
+)
 def test_unknown_ids_are_flagged_not_raised(model_id):
     match = resolve_model(model_id)
     assert match.kind == "unknown"
@@ -123,8 +132,10 @@ def test_user_aliases_and_custom_models():
     cfg = parse_config(
         {
             "aliases": {"prod-gpt4o-eastus": "gpt-4o"},
-            "models": {"acme-llm": {"wh_per_token": 0.0005, "aliases": ["acme-llm-v2"], "source": "bench 2026"},
-                       "acme-small": {"params_b": 3}},
+            "models": {
+                "acme-llm": {"wh_per_token": 0.0005, "aliases": ["acme-llm-v2"], "source": "bench 2026"},
+                "acme-small": {"params_b": 3},
+            },
         },
         "test",
     )

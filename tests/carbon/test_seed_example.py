@@ -31,8 +31,21 @@ def test_seed_example_is_the_default_method_too():
 
 
 def test_seed_example_through_the_cli():
-    cmd = [sys.executable, "-m", "tailpipe_ai", "estimate", "--model", "claude-sonnet-4", "--tokens", "15000000",
-           "--pue", "1.35", "--grid", "332", "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tailpipe_ai",
+        "estimate",
+        "--model",
+        "claude-sonnet-4",
+        "--tokens",
+        "15000000",
+        "--pue",
+        "1.35",
+        "--grid",
+        "332",
+        "--json",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, check=True)
     doc = json.loads(done.stdout)
     assert doc["energy_wh"] == 55724.76

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tailpipe_ai.semconv import attributes as a
 from tailpipe_ai.semconv import is_content_attribute, is_content_event
 
@@ -147,9 +148,7 @@ def test_no_tailpipe_name_collides_with_a_semconv_name():
     ]
     assert len(names) == len(set(names))
     # Metric names are not attribute names.
-    metrics = {
-        v for k, v in _module_constants().items() if k.startswith("METRIC_") and "." in v and " " not in v
-    }
+    metrics = {v for k, v in _module_constants().items() if k.startswith("METRIC_") and "." in v and " " not in v}
     assert not (metrics & (a.SEMCONV_ATTRIBUTES | a.TAILPIPE_ATTRIBUTES))
 
 

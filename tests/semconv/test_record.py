@@ -12,6 +12,7 @@ from types import MappingProxyType
 
 import jsonschema
 import pytest
+
 from tailpipe_ai.semconv import (
     FIELD_NAMES,
     REQUIRED_FIELDS,

@@ -1,0 +1,35 @@
+"""Cost from genai-prices: cache-aware, and null (never a guess) when no price is known."""
+
+import pytest
+
+from tailpipe_ai.carbon import Usage, cost_usd
+
+
+def test_known_model_is_priced_cache_aware():
+    plain = cost_usd(Usage(model="gpt-4o", input_tokens=1_000_000, output_tokens=0), "openai")
+    cached = cost_usd(
+        Usage(model="gpt-4o", input_tokens=1_000_000, output_tokens=0, cache_read_tokens=1_000_000), "openai"
+    )
+    assert plain is not None and cached is not None
+    assert cached < plain  # cached input is cheaper
+
+
+def test_anthropic_dated_id():
+    assert cost_usd(Usage(model="claude-sonnet-4-20250514", input_tokens=1000, output_tokens=1000), "anthropic") > 0
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        Usage(model="no-such-model-xyz", input_tokens=10, output_tokens=10),
+        Usage(model=None, input_tokens=10),
+        Usage(model="gpt-4o", total_tokens=1000),  # no split: cannot be priced honestly
+    ],
+)
+def test_unknown_is_none(usage):
+    assert cost_usd(usage) is None
+
+
+def test_bedrock_id_is_priced_through_its_cleaned_form():
+    usage = Usage(model="us.anthropic.claude-3-7-sonnet-20250219-v1:0", input_tokens=12_000, output_tokens=800)
+    assert cost_usd(usage, "aws.bedrock") == pytest.approx(12_000 * 3e-6 + 800 * 15e-6)
