@@ -327,6 +327,13 @@ def video_figure(ds: Datasets, resolution: str | None) -> tuple[MediaFigure, tup
     return ds.video[nearest], flags
 
 
+def _media_info(fig: MediaFigure) -> dict[str, Any]:
+    info = {"figure": fig.key, "label": fig.label, "source": fig.source.to_dict()}
+    if fig.derivation:
+        info["derivation"] = fig.derivation
+    return info
+
+
 def _media(usage: Usage, factors: Mapping[str, Any]) -> tuple[float, Mapping[str, Any], tuple[str, ...]]:
     ds = load()
     extra: dict[str, Any] = {}
@@ -336,25 +343,12 @@ def _media(usage: Usage, factors: Mapping[str, Any]) -> tuple[float, Mapping[str
         fig, f = image_figure(ds, usage.image_size, usage.image_quality)
         e += usage.images * fig.wh
         flags += f
-        extra["image"] = {
-            "figure": fig.key,
-            "label": fig.label,
-            "wh_per_image": fig.wh,
-            "count": usage.images,
-            "source": fig.source.to_dict(),
-            **({"derivation": fig.derivation} if fig.derivation else {}),
-        }
+        extra["image"] = {**_media_info(fig), "wh_per_image": fig.wh, "count": usage.images}
     if usage.video_seconds:
         fig, f = video_figure(ds, usage.video_resolution)
         e += usage.video_seconds * fig.wh
         flags += f
-        extra["video"] = {
-            "figure": fig.key,
-            "label": fig.label,
-            "wh_per_second": fig.wh,
-            "seconds": usage.video_seconds,
-            "source": fig.source.to_dict(),
-        }
+        extra["video"] = {**_media_info(fig), "wh_per_second": fig.wh, "seconds": usage.video_seconds}
     return e, MappingProxyType({**factors, **extra}), flags
 
 

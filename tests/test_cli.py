@@ -56,6 +56,9 @@ def test_json_for_an_unknown_model_flags_it():
     assert "model_unknown" in json.loads(r.output)["flags"]
 
 
+IT_ONLY = ("--pue", "1", "--pse", "1", "--tl", "1", "--json")
+
+
 def test_image_and_video():
     r = run(
         "estimate",
@@ -67,31 +70,10 @@ def test_image_and_video():
         "1792x1024",
         "--image-quality",
         "hd",
-        "--pue",
-        "1",
-        "--pse",
-        "1",
-        "--tl",
-        "1",
-        "--json",
+        *IT_ONLY,
     )
     assert json.loads(r.output)["energy_wh"] == 16.8
-    r = run(
-        "estimate",
-        "--model",
-        "sora-2",
-        "--video-seconds",
-        "10",
-        "--video-resolution",
-        "720p",
-        "--pue",
-        "1",
-        "--pse",
-        "1",
-        "--tl",
-        "1",
-        "--json",
-    )
+    r = run("estimate", "--model", "sora-2", "--video-seconds", "10", "--video-resolution", "720p", *IT_ONLY)
     assert json.loads(r.output)["energy_wh"] == 10071.2
 
 
