@@ -242,15 +242,47 @@ def _measured_figure(shapes: dict[str, tuple[int, int]], entry: dict[str, Any], 
     names = list(measured)
     pts = [shapes[n] for n in names]
     fit = fit_shapes(pts, [measured[n][0] / pue for n in names])
-    fit_lo = fit_shapes(pts, [max(measured[n][0] - measured[n][1], 0.0) / pue for n in names])
-    fit_hi = fit_shapes(pts, [(measured[n][0] + measured[n][1]) / pue for n in names])
+    # Range: the largest relative spread the paper reports over the measured shapes, applied to every
+    # coefficient. Fitting the -/+ spread values separately gives fits that can cross the central one.
+    spread = max(measured[n][1] / measured[n][0] for n in names)
+    fit_lo = {c: v * max(1.0 - spread, 0.0) for c, v in fit.items()}
+    fit_hi = {c: v * (1.0 + spread) for c, v in fit.items()}
     shape_derivation = (
         f"non-negative least squares of Wh = a*input + b*output + c on the {'/'.join(names)} shapes "
         f"(Wh / paper PUE {pue})"
         + ("" if len(names) >= 3 else "; two shapes only, so the per-request term c is fixed at 0")
-        + "; min/max fitted on mean -/+ spread"
+        + f"; range +/- {spread:.1%}, the largest relative spread the paper gives for this model's shapes"
     )
     return Figure(flat, flat_min, flat_max, flat_derivation, fit, fit_lo, fit_hi, shape_derivation)
+
+
+def _borrowed_shape(ds: Datasets, figure: Figure, sibling: str, where: str) -> Figure:
+    """Give a flat-only published figure the input/output/request split of a measured sibling.
+
+    The sibling's coefficients are scaled so that a medium query (1,000 in + 1,000 out tokens) costs
+    1,000 x the published Wh/token, i.e. exactly what the flat reading of the figure says.
+    """
+    base = ds.models.get(sibling)
+    if base is None or base.figure is None or base.figure.shape is None:
+        raise DatasetError(f"{where}: shape_from {sibling!r} is not a measured model listed before it")
+    i, o = ds.shapes["medium"]
+    shape = base.figure.shape
+    k = figure.flat * 1000.0 / (shape["per_input_token"] * i + shape["per_output_token"] * o + shape["per_request"])
+
+    def scale(d: dict[str, float]) -> dict[str, float]:
+        return {c: v * k for c, v in d.items()}
+
+    return Figure(
+        figure.flat,
+        figure.flat_min,
+        figure.flat_max,
+        figure.flat_derivation,
+        scale(shape),
+        scale(base.figure.shape_min),  # type: ignore[arg-type]
+        scale(base.figure.shape_max),  # type: ignore[arg-type]
+        f"{sibling}'s fitted split, scaled by {k:.4f} so that a medium query costs 1,000 x the published "
+        "Wh/token; range: the sibling's relative range",
+    )
 
 
 def _average(figures: list[Figure], derivation: str) -> Figure:
@@ -307,6 +339,9 @@ def _load_models(ds: Datasets, doc: dict[str, Any]) -> None:
             value = float(m["wh_per_token"]) / pue
             figure = Figure(value, value, value, m.get("derivation", "published per-token figure"))
             kind = "published"
+            sibling = m.get("shape_from")
+            if sibling is not None:
+                figure = _borrowed_shape(ds, figure, sibling, where)
         else:
             figure = _measured_figure(ds.shapes, m, pue)
             kind = "measured"

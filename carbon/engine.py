@@ -128,6 +128,7 @@ class _Plan:
         "flat_min",
         "grid_per_wh",
         "location",
+        "location_flags",
         "match",
         "method",
         "mult",
@@ -194,9 +195,11 @@ class _Plan:
                         "source": {"title": "override (call site, CLI flag or TAILPIPE_* environment variable)"},
                     }
                 )
-        if location.key is None and overrides.pue is None and overrides.grid is None:
+        if location.key is None and (overrides.pue is None or overrides.grid is None):
             flags.append("location_unknown")
         self.flags = tuple(flags)
+        # Media-only usages (an image model) do not depend on the text model's resolution.
+        self.location_flags = ("location_unknown",) if "location_unknown" in flags else ()
         self.mult = pse["value"] * tl["value"] * pue["value"]
         self.grid_per_wh = grid["value"] / 1000.0
 
@@ -251,38 +254,41 @@ class _Plan:
 
     def apply(self, usage: Usage) -> Estimate:
         i, o = usage.input_tokens, usage.output_tokens
+        flags = self.flags
         if self.method == "shape" and self.shape is not None and (i is not None or o is not None):
             i = i or 0
             o = o or 0
-            r = usage.requests or 0
+            r = usage.requests
+            if r is None:  # e.g. a billing line: the per-request term cannot be counted
+                r = 0
+                flags = (*flags, "requests_unknown")
+            elif not i and not o:
+                r = 0  # no tokens, no energy: a call that produced nothing is not charged a request
             a, b, c = self.shape
             e = a * i + b * o + c * r
             a, b, c = self.shape_min  # type: ignore[misc]
             lo = a * i + b * o + c * r
             a, b, c = self.shape_max  # type: ignore[misc]
             hi = a * i + b * o + c * r
-            if lo > e:
-                lo = e
-            if hi < e:
-                hi = e
             method, factors = "shape", self.shape_factors
         else:
             t = usage.text_tokens
             e, lo, hi = t * self.flat, t * self.flat_min, t * self.flat_max
             method, factors = "flat", self.fallback_factors
-        flags = self.flags
         if usage.images or usage.video_seconds:
             e_media, factors, media_flags = _media(usage, factors)  # type: ignore[arg-type]
             e += e_media
             lo += e_media
             hi += e_media
-            flags = flags + media_flags
-            if not usage.text_tokens:
+            if usage.text_tokens:
+                flags = flags + media_flags
+            else:
                 method = "media"
+                flags = self.location_flags + media_flags
         m = self.mult
         g = self.grid_per_wh
         e, lo, hi = e * m, lo * m, hi * m
-        if not usage.text_tokens and not usage.images and not usage.video_seconds and "no_usage" not in flags:
+        if not usage.text_tokens and not usage.images and not usage.video_seconds:
             flags = (*flags, "no_usage")
         return Estimate(e, lo, hi, e * g, lo * g, hi * g, method, self.match, self.location, factors, flags)  # type: ignore[arg-type]
 

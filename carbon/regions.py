@@ -143,7 +143,7 @@ def _resolve(spec: str | None, config: Config) -> Location:
             base = _apply_defaults(base, config, grid=False)
         return _apply_custom(ds, Location(custom.key, *_fields_after_key(base)), custom)
 
-    known = list(ds.regions) + list(ds.region_aliases) + [f"country:{c}" for c in ds.countries]
+    known = list(ds.regions) + [f"country:{c}" for c in ds.countries]
     close = difflib.get_close_matches(spec.strip().lower(), known, n=3, cutoff=0.6)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     raise UnknownRegionError(

@@ -179,6 +179,16 @@ def _resolve(model_id: str | None, config: Config) -> ModelMatch:
             return ModelMatch(model_id, entry.kind, entry, entry.size_class)
         if entry.kind == "sized":
             return ModelMatch(model_id, "sized", entry, entry.size_class, via=f"{entry.params_b:g}B parameters")
+        rule = _family_rule(ds, entry.id)
+        if rule is not None and rule.size_class is not None:
+            return ModelMatch(
+                model_id,
+                "class",
+                entry,
+                rule.size_class,
+                ("model_size_unknown", "size_class_assumed"),
+                via=f"size not public; family rule: {rule.family}",
+            )
         return ModelMatch(model_id, "unsized", entry, None, ("model_size_unknown",))
     cleaned = candidates(model_id)[-1]
     params = params_from_id(cleaned)
@@ -191,27 +201,35 @@ def _resolve(model_id: str | None, config: Config) -> ModelMatch:
             ("size_from_model_id",),
             via=f"{params:g}B parameters read from the id",
         )
-    for rule in ds.families:
-        if rule.pattern.search(cleaned):
-            if rule.same_as is not None:
-                sibling = ds.models[rule.same_as]
-                return ModelMatch(
-                    model_id,
-                    sibling.kind,
-                    sibling,
-                    sibling.size_class,
-                    ("figure_from_sibling",),
-                    via=f"family rule: {rule.family}",
-                )
+    rule = _family_rule(ds, cleaned)
+    if rule is not None:
+        if rule.same_as is not None:
+            sibling = ds.models[rule.same_as]
             return ModelMatch(
                 model_id,
-                "class",
-                None,
-                rule.size_class,
-                ("size_class_assumed",),
+                sibling.kind,
+                sibling,
+                sibling.size_class,
+                ("figure_from_sibling",),
                 via=f"family rule: {rule.family}",
             )
+        return ModelMatch(
+            model_id,
+            "class",
+            None,
+            rule.size_class,
+            ("size_class_assumed",),
+            via=f"family rule: {rule.family}",
+        )
     return ModelMatch(model_id, "unknown", None, None, ("model_unknown",))
+
+
+def _family_rule(ds: Datasets, cleaned_id: str):
+    """The first families.toml rule matching a cleaned id, or None."""
+    for rule in ds.families:
+        if rule.pattern.search(cleaned_id):
+            return rule
+    return None
 
 
 @lru_cache(maxsize=8192)

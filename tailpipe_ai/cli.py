@@ -40,8 +40,13 @@ out = Console()
 err = Console(stderr=True)
 
 
+def _error(message: str) -> None:
+    err.print("[bold red]error:[/] ", end="")
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    _error(message)
     return typer.Exit(code=2)
 
 
@@ -420,7 +425,7 @@ def main() -> None:
     try:
         app()
     except CarbonError as exc:  # configuration problems surfacing outside a command
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        _error(str(exc))
         raise SystemExit(2) from None
 
 

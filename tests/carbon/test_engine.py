@@ -77,8 +77,20 @@ def test_default_method_is_shape_when_split_known():
     assert e.energy_wh < flat.energy_wh / 3  # input-heavy work is far cheaper per token than flat says
 
 
-def test_published_figure_without_shapes_falls_back_to_flat_with_a_note():
-    e = estimate(Usage(model="claude-sonnet-4", input_tokens=1000, output_tokens=1000))
+def test_seed_figure_borrows_its_siblings_split_and_keeps_the_medium_query():
+    medium = estimate(Usage(model="claude-sonnet-4", input_tokens=1000, output_tokens=1000), overrides=IT_ONLY)
+    assert medium.method == "shape"
+    assert medium.energy_wh == pytest.approx(1000 * 0.00245)
+    assert "claude-3-7-sonnet" in medium.factors["shape"]["derivation"]
+    rag = estimate(Usage(model="claude-sonnet-4", input_tokens=20_000, output_tokens=300), overrides=IT_ONLY)
+    assert rag.energy_wh < 20_300 * 0.00245 / 3
+
+
+def test_figure_without_shapes_falls_back_to_flat_with_a_note():
+    from tailpipe_ai.carbon.config import parse_config
+
+    cfg = parse_config({"models": {"acme-llm": {"wh_per_token": 0.001}}}, "test")
+    e = estimate(Usage(model="acme-llm", input_tokens=1000, output_tokens=1000), config=cfg)
     assert e.method == "flat"
     assert "no prompt-shape" in e.factors["method_note"]
 
@@ -233,3 +245,41 @@ def test_to_dict_is_json_ready():
     doc = json.loads(json.dumps(e.to_dict()))
     assert doc["method"] == "shape"
     assert doc["factors"]["grid"]["area"] == "DE"
+
+
+def test_known_model_without_public_size_gets_an_assumed_class():
+    e = estimate(Usage(model="us.amazon.nova-pro-v1:0", input_tokens=100, output_tokens=100))
+    assert {"model_size_unknown", "size_class_assumed"} <= set(e.flags)
+    assert e.factors["model"]["size_class"] == "large"
+
+
+def test_billing_line_without_request_count_is_flagged():
+    e = estimate(Usage(model="gpt-4o", input_tokens=10**6, output_tokens=10**5, requests=None))
+    assert "requests_unknown" in e.flags
+    assert e.method == "shape"
+
+
+def test_zero_tokens_cost_nothing_even_with_a_request_term():
+    e = estimate(Usage(model="gpt-4o", input_tokens=0, output_tokens=0))
+    assert e.energy_wh == 0 and "no_usage" in e.flags
+
+
+def test_image_only_usage_carries_no_text_model_flags():
+    e = estimate(Usage(model="dall-e-3", images=1, image_size="1024x1024", image_quality="standard"))
+    assert "model_unknown" not in e.flags and "size_class_assumed" not in e.flags
+    assert "location_unknown" in e.flags
+
+
+def test_overriding_only_pue_still_flags_the_unknown_location():
+    e = estimate(Usage(model="gpt-4o", total_tokens=10), overrides={"pue": 1.2})
+    assert "location_unknown" in e.flags
+    assert (
+        "location_unknown"
+        not in estimate(Usage(model="gpt-4o", total_tokens=10), overrides={"pue": 1.2, "grid": 300}).flags
+    )
+
+
+def test_shape_range_is_symmetric_and_never_collapses():
+    e = estimate(Usage(model="gpt-4o", input_tokens=20_000, output_tokens=300))
+    assert e.energy_wh_min < e.energy_wh < e.energy_wh_max
+    assert e.energy_wh - e.energy_wh_min == pytest.approx(e.energy_wh_max - e.energy_wh)
