@@ -340,24 +340,38 @@ def _media_info(fig: MediaFigure) -> dict[str, Any]:
     return info
 
 
+_media_cache: dict[tuple, tuple[float, float, Mapping[str, Any], tuple[str, ...]]] = {}
+
+
 def _media(usage: Usage, factors: Mapping[str, Any]) -> tuple[float, Mapping[str, Any], tuple[str, ...]]:
-    ds = load()
-    extra: dict[str, Any] = {}
-    flags: tuple[str, ...] = ()
-    e = 0.0
-    if usage.images:
-        fig, f = image_figure(ds, usage.image_size, usage.image_quality)
-        e += usage.images * fig.wh
-        flags += f
-        extra["image"] = {**_media_info(fig), "wh_per_image": fig.wh, "count": usage.images}
-    if usage.video_seconds:
-        fig, f = video_figure(ds, usage.video_resolution)
-        e += usage.video_seconds * fig.wh
-        flags += f
-        extra["video"] = {**_media_info(fig), "wh_per_second": fig.wh, "seconds": usage.video_seconds}
-    return e, MappingProxyType({**factors, **extra}), flags
+    """Energy of a usage's images and video, and the factors with the media figures added (cached)."""
+    has_images, has_video = bool(usage.images), bool(usage.video_seconds)
+    key = (id(factors), has_images, usage.image_size, usage.image_quality, has_video, usage.video_resolution)
+    hit = _media_cache.get(key)
+    if hit is None:
+        ds = load()
+        extra: dict[str, Any] = {}
+        flags: tuple[str, ...] = ()
+        wh_image = wh_second = 0.0
+        if has_images:
+            fig, f = image_figure(ds, usage.image_size, usage.image_quality)
+            wh_image, flags = fig.wh, flags + f
+            extra["image"] = {**_media_info(fig), "wh_per_image": fig.wh}
+        if has_video:
+            fig, f = video_figure(ds, usage.video_resolution)
+            wh_second, flags = fig.wh, flags + f
+            extra["video"] = {**_media_info(fig), "wh_per_second": fig.wh}
+        merged = MappingProxyType({**factors, **extra})
+        hit = (wh_image, wh_second, merged, flags)
+        if len(_media_cache) >= _MAX_PLANS:
+            _media_cache.clear()
+        _media_cache[key] = hit
+        _media_bases[key] = factors  # keep the base alive so its id() is never reused while cached
+    wh_image, wh_second, merged, flags = hit
+    return (usage.images or 0) * wh_image + (usage.video_seconds or 0) * wh_second, merged, flags
 
 
+_media_bases: dict[tuple, Mapping[str, Any]] = {}
 _plans: dict[tuple, _Plan] = {}
 _MAX_PLANS = 20_000
 
@@ -365,6 +379,8 @@ _MAX_PLANS = 20_000
 def clear_cache() -> None:
     """Forget cached plans (after the configuration changed)."""
     _plans.clear()
+    _media_cache.clear()
+    _media_bases.clear()
 
 
 def _as_overrides(overrides: Overrides | Mapping[str, Any] | None) -> Overrides:
@@ -393,10 +409,16 @@ def estimate(
     if not isinstance(usage, Usage):
         raise UsageError(f"estimate() takes a Usage, got {type(usage).__name__}")
     cfg = config if config is not None else get_config()
-    ov = _as_overrides(overrides)
-    key = (usage.model, region, method, ov, cfg)
+    key = (
+        usage.model,
+        region,
+        method,
+        overrides if overrides is None or isinstance(overrides, Overrides) else tuple(sorted(overrides.items())),
+        cfg,
+    )
     plan = _plans.get(key)
     if plan is None:
+        ov = _as_overrides(overrides)
         m = check_method(method, "method") if method is not None else cfg.method
         if m not in METHODS:  # pragma: no cover - validated by Config
             m = "shape"

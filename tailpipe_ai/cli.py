@@ -260,14 +260,16 @@ def _print_steps(usage: Usage, result, cost: float | None, equiv) -> None:
         im = f["image"]
         t.add_row(
             "images x Wh/image",
-            f"{im['count']:,} x {im['wh_per_image']}",
+            f"{usage.images:,} x {im['wh_per_image']}",
             f"{im['label']}; {_src(im['source'])}",
         )
-        it += im["count"] * im["wh_per_image"]
+        it += usage.images * im["wh_per_image"]
     if "video" in f:
         v = f["video"]
-        t.add_row("video s x Wh/s", f"{v['seconds']:g} x {v['wh_per_second']}", f"{v['label']}; {_src(v['source'])}")
-        it += v["seconds"] * v["wh_per_second"]
+        t.add_row(
+            "video s x Wh/s", f"{usage.video_seconds:g} x {v['wh_per_second']}", f"{v['label']}; {_src(v['source'])}"
+        )
+        it += usage.video_seconds * v["wh_per_second"]
     t.add_row("= IT energy", f"{_n(it)} Wh", "")
     for key, label in (
         ("pse", "x power supply efficiency"),
