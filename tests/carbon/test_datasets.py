@@ -7,18 +7,16 @@ from tailpipe_ai.carbon.datasets import _read
 
 # Changing any data file changes this digest. Then bump `dataset_version` in models.toml and record the
 # new pair here: every estimate carries the version, so two different datasets must never share one.
-PINNED = {"2026.11.1": None}
+PINNED = {"2026.11.1": "f330511074e42a25628cba5bac3264c8e816b42bf3f0c2c6a5fecc23ffb053bd"}
 
 
 def test_dataset_version_matches_the_data():
     ds = load_datasets()
     assert ds.version in PINNED, f"unknown dataset_version {ds.version}: add it to PINNED"
-    expected = PINNED[ds.version]
-    if expected is not None:
-        assert ds.digest == expected, (
-            "the bundled data changed: bump dataset_version in carbon/data/models.toml and pin "
-            f"{ds.digest} for it in this test"
-        )
+    assert ds.digest == PINNED[ds.version], (
+        "the bundled data changed: bump dataset_version in carbon/data/models.toml and pin "
+        f"{ds.digest} for it in this test"
+    )
 
 
 def test_all_models_of_the_paper_are_present():
