@@ -254,6 +254,7 @@ class _Plan:
 
     def apply(self, usage: Usage) -> Estimate:
         i, o = usage.input_tokens, usage.output_tokens
+        t = (usage.total_tokens or 0) if i is None and o is None else (i or 0) + (o or 0)  # Usage.text_tokens
         flags = self.flags
         if self.method == "shape" and self.shape is not None and (i is not None or o is not None):
             i = i or 0
@@ -262,7 +263,7 @@ class _Plan:
             if r is None:  # e.g. a billing line: the per-request term cannot be counted
                 r = 0
                 flags = (*flags, "requests_unknown")
-            elif not i and not o:
+            elif not t:
                 r = 0  # no tokens, no energy: a call that produced nothing is not charged a request
             a, b, c = self.shape
             e = a * i + b * o + c * r
@@ -272,7 +273,6 @@ class _Plan:
             hi = a * i + b * o + c * r
             method, factors = "shape", self.shape_factors
         else:
-            t = usage.text_tokens
             e, lo, hi = t * self.flat, t * self.flat_min, t * self.flat_max
             method, factors = "flat", self.fallback_factors
         if usage.images or usage.video_seconds:
@@ -280,16 +280,16 @@ class _Plan:
             e += e_media
             lo += e_media
             hi += e_media
-            if usage.text_tokens:
+            if t:
                 flags = flags + media_flags
             else:
                 method = "media"
                 flags = self.location_flags + media_flags
+        elif not t:
+            flags = (*flags, "no_usage")
         m = self.mult
         g = self.grid_per_wh
         e, lo, hi = e * m, lo * m, hi * m
-        if not usage.text_tokens and not usage.images and not usage.video_seconds:
-            flags = (*flags, "no_usage")
         return Estimate(e, lo, hi, e * g, lo * g, hi * g, method, self.match, self.location, factors, flags)  # type: ignore[arg-type]
 
 
@@ -365,6 +365,7 @@ def _media(usage: Usage, factors: Mapping[str, Any]) -> tuple[float, Mapping[str
         hit = (wh_image, wh_second, merged, flags)
         if len(_media_cache) >= _MAX_PLANS:
             _media_cache.clear()
+            _media_bases.clear()
         _media_cache[key] = hit
         _media_bases[key] = factors  # keep the base alive so its id() is never reused while cached
     wh_image, wh_second, merged, flags = hit
@@ -425,6 +426,6 @@ def estimate(
         forced = ov.merged_over(cfg.forced) if cfg.forced else ov
         plan = _Plan(load(), resolve_model(usage.model, cfg), resolve_region(region, cfg), m, forced, cfg)
         if len(_plans) >= _MAX_PLANS:
-            _plans.clear()
+            clear_cache()
         _plans[key] = plan
     return plan.apply(usage)
