@@ -43,6 +43,53 @@ def _lib():
     return genai_prices
 
 
+@lru_cache(maxsize=4096)
+def _rates(model_ref: str, provider_id: str | None) -> tuple[float, float, float, float] | bool | None:
+    """Per-token USD rates (input, output, cache read, cache write) for linear (untiered) prices.
+
+    genai-prices takes hundreds of microseconds per calculation, too slow for every call, so the rates
+    are read once per model by pricing one million tokens of each kind with the library itself. Returns
+    None when the model is unknown, False when its prices are tiered (then every call is priced in full).
+    """
+    lib = _lib()
+    try:
+        base = lib.calc_price(lib.Usage(input_tokens=1_000_000), model_ref=model_ref, provider_id=provider_id)
+    except LookupError:
+        return None
+    mp = base.model_price
+    if any(
+        type(getattr(mp, name, None)).__name__ == "TieredPrices"
+        for name in ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")
+    ):
+        return False
+
+    def per_token(**counts: int) -> float:
+        return (
+            float(lib.calc_price(lib.Usage(**counts), model_ref=model_ref, provider_id=provider_id).total_price) / 1e6
+        )
+
+    m = 1_000_000
+    return (
+        float(base.total_price) / 1e6,
+        per_token(output_tokens=m),
+        per_token(input_tokens=m, cache_read_tokens=m),
+        per_token(input_tokens=m, cache_write_tokens=m),
+    )
+
+
+def _priced(model_ref: str, provider_id: str | None, counts: dict[str, int]) -> float | None:
+    rates = _rates(model_ref, provider_id)
+    if rates is None:
+        return None
+    if rates is False:
+        lib = _lib()
+        return float(lib.calc_price(lib.Usage(**counts), model_ref=model_ref, provider_id=provider_id).total_price)
+    p_in, p_out, p_read, p_write = rates
+    cr, cw = counts["cache_read_tokens"], counts["cache_write_tokens"]
+    uncached = max(counts["input_tokens"] - cr - cw, 0)
+    return uncached * p_in + cr * p_read + cw * p_write + counts["output_tokens"] * p_out
+
+
 def cost_usd(usage: Usage, provider: str | None = None) -> float | None:
     """USD cost of `usage`, or None when the model (or the price library) is unknown."""
     lib = _lib()
@@ -60,18 +107,14 @@ def cost_usd(usage: Usage, provider: str | None = None) -> float | None:
     # The id as given, then without Bedrock/Vertex/ARN decorations; with the provider, then without it
     # (genai-prices may file a model under another provider id, e.g. Bedrock-hosted Claude).
     cleaned = clean_model_id(usage.model)
-    attempts = [(usage.model, provider_id), (cleaned, provider_id), (usage.model, None), (cleaned, None)]
-    seen = set()
-    for model_ref, prov in attempts:
-        if (model_ref, prov) in seen or (prov is None and provider_id is None and (model_ref, None) in seen):
-            continue
-        seen.add((model_ref, prov))
+    for model_ref, prov in dict.fromkeys(
+        [(usage.model, provider_id), (cleaned, provider_id), (usage.model, None), (cleaned, None)]
+    ):
         try:
-            result = lib.calc_price(lib.Usage(**counts), model_ref=model_ref, provider_id=prov)
-        except LookupError:
-            continue
+            price = _priced(model_ref, prov, counts)
         except Exception as exc:  # the price library must never break a caller
             log.debug("genai-prices failed for model %r: %s", usage.model, type(exc).__name__)
             return None
-        return float(result.total_price)
+        if price is not None:
+            return price
     return None

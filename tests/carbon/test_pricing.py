@@ -33,3 +33,21 @@ def test_unknown_is_none(usage):
 def test_bedrock_id_is_priced_through_its_cleaned_form():
     usage = Usage(model="us.anthropic.claude-3-7-sonnet-20250219-v1:0", input_tokens=12_000, output_tokens=800)
     assert cost_usd(usage, "aws.bedrock") == pytest.approx(12_000 * 3e-6 + 800 * 15e-6)
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "gpt-4o-mini", "claude-sonnet-4-20250514", "gemini-2.5-flash"])
+def test_fast_rates_match_genai_prices_exactly(model):
+    import genai_prices
+
+    for i, o, cr, cw in [(1000, 200, 0, 0), (50_000, 10, 40_000, 0), (3000, 3000, 0, 2000), (7, 0, 0, 0)]:
+        usage = Usage(model=model, input_tokens=i, output_tokens=o, cache_read_tokens=cr, cache_write_tokens=cw)
+        ours = cost_usd(usage)
+        try:
+            ref = genai_prices.calc_price(
+                genai_prices.Usage(input_tokens=i, output_tokens=o, cache_read_tokens=cr, cache_write_tokens=cw),
+                model_ref=model,
+            )
+        except LookupError:
+            assert ours is None
+            continue
+        assert ours == pytest.approx(float(ref.total_price), rel=1e-9, abs=1e-12)
