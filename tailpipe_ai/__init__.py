@@ -13,4 +13,6 @@ try:
 except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0"
 
-__all__ = ["__version__"]
+from .client import TailpipeAI, tags  # noqa: E402
+
+__all__ = ["TailpipeAI", "__version__", "tags"]

@@ -1,0 +1,183 @@
+"""Turn one observed model call into span attributes and a `tailpipe.record/1` record.
+
+Shared by every integration so that a call looks the same whether it came through the SDK wrapper,
+auto-instrumentation, the proxy or the gateway.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tailpipe_ai.semconv import attributes as sc
+from tailpipe_ai.carbon import Estimate, Usage, cost_usd, estimate
+from tailpipe_ai.providers import CallInfo
+from tailpipe_ai.semconv import Record
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Call:
+    """Everything known about one model call when it ends (metadata only, never content)."""
+
+    provider: str
+    operation: str
+    request_model: str | None
+    integration: str
+    info: CallInfo = field(default_factory=CallInfo)
+    start_time_ns: int = 0
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    streamed: bool = False
+    status: str = "ok"
+    error_type: str | None = None
+    token_accuracy: str = "exact"
+    region: str | None = None
+    output_type: str | None = None
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    environment: Mapping[str, str] = field(default_factory=dict)
+    flags: tuple[str, ...] = ()
+    trace_id: str | None = None
+    span_id: str | None = None
+
+
+def usage_of(call: Call) -> Usage:
+    i = call.info
+    return Usage(
+        model=i.response_model or call.request_model,
+        provider=call.provider,
+        input_tokens=i.input_tokens,
+        output_tokens=i.output_tokens,
+        cache_read_tokens=i.cache_read_tokens,
+        cache_write_tokens=i.cache_write_tokens,
+        reasoning_tokens=i.reasoning_tokens,
+        images=i.images,
+        image_size=i.image_size,
+        image_quality=i.image_quality,
+        video_seconds=i.video_seconds,
+        video_resolution=i.video_resolution,
+    )
+
+
+def estimate_call(call: Call) -> tuple[Estimate | None, float | None]:
+    """Energy/carbon and cost of a call; (None, None) if the engine cannot estimate it (logged, not raised)."""
+    try:
+        usage = usage_of(call)
+        est = estimate(usage, region=call.region)
+    except Exception as exc:  # an estimate must never break the caller's request
+        log.debug("tailpipe: no estimate for this call (%s)", type(exc).__name__)
+        return None, None
+    try:
+        cost = cost_usd(usage, call.provider)
+    except Exception:
+        cost = None
+    return est, cost
+
+
+def span_attributes(call: Call, est: Estimate | None, cost: float | None) -> dict[str, Any]:
+    """The response-side attributes of the call's span (request-side ones are set at span start)."""
+    i = call.info
+    attrs: dict[str, Any] = {}
+    if i.response_model:
+        attrs[sc.GEN_AI_RESPONSE_MODEL] = i.response_model
+    if i.response_id:
+        attrs[sc.GEN_AI_RESPONSE_ID] = i.response_id
+    if i.finish_reasons:
+        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = list(i.finish_reasons)
+    for key, value in (
+        (sc.GEN_AI_USAGE_INPUT_TOKENS, i.input_tokens),
+        (sc.GEN_AI_USAGE_OUTPUT_TOKENS, i.output_tokens),
+        (sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, i.cache_read_tokens),
+        (sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, i.cache_write_tokens),
+        (sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, i.reasoning_tokens),
+        (sc.TAILPIPE_IMAGES_COUNT, i.images),
+        (sc.TAILPIPE_IMAGE_SIZE, i.image_size),
+        (sc.TAILPIPE_IMAGE_QUALITY, i.image_quality),
+        (sc.TAILPIPE_VIDEO_SECONDS, i.video_seconds),
+        (sc.TAILPIPE_VIDEO_RESOLUTION, i.video_resolution),
+    ):
+        if value is not None:
+            attrs[key] = value
+    if call.ttft_ms is not None:
+        attrs[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = call.ttft_ms / 1000.0
+    attrs[sc.TAILPIPE_TOKEN_ACCURACY] = call.token_accuracy
+    if est is not None:
+        f = est.factors
+        attrs.update(
+            {
+                sc.TAILPIPE_ENERGY_WH: est.energy_wh,
+                sc.TAILPIPE_ENERGY_WH_MIN: est.energy_wh_min,
+                sc.TAILPIPE_ENERGY_WH_MAX: est.energy_wh_max,
+                sc.TAILPIPE_CARBON_GCO2E: est.carbon_gco2e,
+                sc.TAILPIPE_CARBON_GCO2E_MIN: est.carbon_gco2e_min,
+                sc.TAILPIPE_CARBON_GCO2E_MAX: est.carbon_gco2e_max,
+                sc.TAILPIPE_ESTIMATE_METHOD: est.method,
+                sc.TAILPIPE_FACTORS_PUE: f["pue"]["value"],
+                sc.TAILPIPE_FACTORS_PSE: f["pse"]["value"],
+                sc.TAILPIPE_FACTORS_TRANSMISSION: f["transmission"]["value"],
+                sc.TAILPIPE_FACTORS_GRID_GCO2E_PER_KWH: f["grid"]["value"],
+                sc.TAILPIPE_DATASET_VERSION: f["dataset_version"],
+            }
+        )
+        resolved = f["model"].get("resolved")
+        if resolved:
+            attrs[sc.TAILPIPE_MODEL_RESOLVED] = resolved
+        if f["model"].get("size_class"):
+            attrs[sc.TAILPIPE_MODEL_SIZE_CLASS] = f["model"]["size_class"]
+        if f.get("region"):
+            attrs[sc.TAILPIPE_REGION] = f["region"]
+    flags = list(call.flags) + (list(est.flags) if est is not None else [])
+    if flags:
+        attrs[sc.TAILPIPE_FLAGS] = flags
+    if cost is not None:
+        attrs[sc.TAILPIPE_COST_USD] = cost
+    for key, value in call.attributes.items():
+        attrs[sc.TAILPIPE_ATTR_PREFIX + key] = value
+    return attrs
+
+
+def build_record(call: Call, est: Estimate | None, cost: float | None, timestamp: str) -> Record:
+    i = call.info
+    flags = list(dict.fromkeys([*call.flags, *(est.flags if est is not None else ())]))
+    return Record(
+        timestamp=timestamp,
+        integration=call.integration,
+        provider=call.provider,
+        request_model=call.request_model,
+        response_model=i.response_model,
+        operation=call.operation,
+        output_type=call.output_type,
+        input_tokens=i.input_tokens,
+        output_tokens=i.output_tokens,
+        cache_read_tokens=i.cache_read_tokens,
+        cache_write_tokens=i.cache_write_tokens,
+        reasoning_tokens=i.reasoning_tokens,
+        images=i.images,
+        image_size=i.image_size,
+        image_quality=i.image_quality,
+        video_seconds=i.video_seconds,
+        video_resolution=i.video_resolution,
+        latency_ms=call.latency_ms,
+        ttft_ms=call.ttft_ms,
+        streamed=call.streamed,
+        status=call.status,
+        error_type=call.error_type,
+        token_accuracy=call.token_accuracy,
+        region=call.region,
+        environment=dict(call.environment),
+        attributes=dict(call.attributes),
+        trace_id=call.trace_id,
+        span_id=call.span_id,
+        energy_wh=est.energy_wh if est else None,
+        energy_wh_min=est.energy_wh_min if est else None,
+        energy_wh_max=est.energy_wh_max if est else None,
+        carbon_gco2e=est.carbon_gco2e if est else None,
+        carbon_gco2e_min=est.carbon_gco2e_min if est else None,
+        carbon_gco2e_max=est.carbon_gco2e_max if est else None,
+        cost_usd=cost,
+        factors=est.to_dict()["factors"] if est else {},
+        flags=flags,
+    )

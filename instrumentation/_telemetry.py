@@ -1,0 +1,259 @@
+"""The shared machinery of every instrumentor: span, metrics, carbon estimate and record per call.
+
+An instrumentor describes a call (provider, operation, model, server) and hands the response (or the
+stream's last usage) to `CallHandle.finish`. Everything here is defensive: a failure inside our code is
+logged once, without content, and the user's call goes on untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from tailpipe_ai.semconv import attributes as sc
+from tailpipe_ai.exporter.records import Call, build_record, estimate_call, span_attributes
+from tailpipe_ai.exporter.sink import NullSink, Sink
+from tailpipe_ai.providers import CallInfo
+from tailpipe_ai.semconv.record import rfc3339_from_unix_ns
+
+from ._context import current_tags
+
+log = logging.getLogger("tailpipe_ai.instrumentation")
+_logged: set[str] = set()
+
+SCOPE = "tailpipe_ai"
+
+try:  # OTel's own "suppress instrumentation" switch, honoured like the official instrumentations do
+    from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY as _SUPPRESS_KEY  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover
+    _SUPPRESS_KEY = "suppress_instrumentation"
+
+
+def log_once(where: str, exc: BaseException) -> None:
+    """Log an internal failure once per place, with the exception type only (never its message)."""
+    if where in _logged:
+        return
+    _logged.add(where)
+    log.warning("tailpipe: internal error in %s (%s); the call was not affected", where, type(exc).__name__)
+
+
+def suppressed() -> bool:
+    return bool(otel_context.get_value(_SUPPRESS_KEY))
+
+
+class Telemetry:
+    """Tracer, instruments, sink and settings shared by the instrumentors of one configuration."""
+
+    def __init__(
+        self,
+        *,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+        sink: Sink | None = None,
+        region: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        environment: Mapping[str, str] | None = None,
+        integration: str = "auto",
+    ) -> None:
+        from tailpipe_ai import __version__
+
+        self.tracer = trace.get_tracer(SCOPE, __version__, tracer_provider=tracer_provider)
+        meter = metrics.get_meter(SCOPE, __version__, meter_provider=meter_provider)
+        self.token_usage = meter.create_histogram(
+            sc.METRIC_GEN_AI_CLIENT_TOKEN_USAGE,
+            unit=sc.METRIC_GEN_AI_CLIENT_TOKEN_USAGE_UNIT,
+            description=sc.METRIC_GEN_AI_CLIENT_TOKEN_USAGE_DESCRIPTION,
+            explicit_bucket_boundaries_advisory=list(sc.TOKEN_USAGE_BUCKETS),
+        )
+        self.duration = meter.create_histogram(
+            sc.METRIC_GEN_AI_CLIENT_OPERATION_DURATION,
+            unit=sc.METRIC_GEN_AI_CLIENT_OPERATION_DURATION_UNIT,
+            description=sc.METRIC_GEN_AI_CLIENT_OPERATION_DURATION_DESCRIPTION,
+            explicit_bucket_boundaries_advisory=list(sc.DURATION_BUCKETS),
+        )
+        self.energy = meter.create_counter(
+            sc.METRIC_TAILPIPE_ENERGY,
+            unit=sc.METRIC_TAILPIPE_ENERGY_UNIT,
+            description=sc.METRIC_TAILPIPE_ENERGY_DESCRIPTION,
+        )
+        self.carbon = meter.create_counter(
+            sc.METRIC_TAILPIPE_CARBON,
+            unit=sc.METRIC_TAILPIPE_CARBON_UNIT,
+            description=sc.METRIC_TAILPIPE_CARBON_DESCRIPTION,
+        )
+        self.sink: Sink = sink if sink is not None else NullSink()
+        self.region = region
+        self.tags = dict(tags or {})
+        self.environment = dict(environment or {})
+        self.integration = integration
+
+    def start(
+        self,
+        *,
+        provider: str,
+        operation: str,
+        model: str | None,
+        server: tuple[str | None, int | None] = (None, None),
+        stream: bool = False,
+        request: Mapping[str, Any] | None = None,
+        output_type: str | None = None,
+        region: str | None = None,
+    ) -> CallHandle:
+        name = f"{operation} {model}" if model else operation
+        attrs: dict[str, Any] = {
+            sc.GEN_AI_OPERATION_NAME: operation,
+            sc.GEN_AI_PROVIDER_NAME: provider,
+            sc.TAILPIPE_INTEGRATION: self.integration,
+        }
+        if model:
+            attrs[sc.GEN_AI_REQUEST_MODEL] = model
+        if stream:
+            attrs[sc.GEN_AI_REQUEST_STREAM] = True
+        if output_type:
+            attrs[sc.GEN_AI_OUTPUT_TYPE] = output_type
+        host, port = server
+        if host:
+            attrs[sc.SERVER_ADDRESS] = host
+        if port:
+            attrs[sc.SERVER_PORT] = port
+        if request:
+            attrs.update({k: v for k, v in request.items() if v is not None})
+        span = self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
+        tags = {**self.tags, **current_tags()}
+        call = Call(
+            provider=provider,
+            operation=operation,
+            request_model=model,
+            integration=self.integration,
+            streamed=stream,
+            region=region or self.region,
+            output_type=output_type,
+            attributes=tags,
+            environment=self.environment,
+        )
+        return CallHandle(self, span, call)
+
+
+class CallHandle:
+    """One in-flight call: ends its span, metrics and record exactly once."""
+
+    __slots__ = ("_done", "_t0", "call", "span", "telemetry")
+
+    def __init__(self, telemetry: Telemetry, span: trace.Span, call: Call) -> None:
+        self.telemetry = telemetry
+        self.span = span
+        self.call = call
+        self._t0 = time.perf_counter()
+        call.start_time_ns = time.time_ns()
+        self._done = False
+
+    def first_chunk(self) -> None:
+        if self.call.ttft_ms is None:
+            self.call.ttft_ms = (time.perf_counter() - self._t0) * 1000.0
+
+    def finish(
+        self,
+        info: CallInfo | None = None,
+        *,
+        error: BaseException | None = None,
+        token_accuracy: str | None = None,
+        flags: tuple[str, ...] = (),
+    ) -> None:
+        """End the span and emit metrics and the record; safe to call more than once (only the first counts)."""
+        if self._done:
+            return
+        self._done = True
+        try:
+            self._finish(info, error, token_accuracy, flags)
+        except Exception as exc:
+            log_once("finish", exc)
+            try:
+                self.span.end()
+            except Exception:
+                pass
+
+    def _finish(
+        self, info: CallInfo | None, error: BaseException | None, token_accuracy: str | None, flags: tuple[str, ...]
+    ) -> None:
+        call = self.call
+        call.latency_ms = (time.perf_counter() - self._t0) * 1000.0
+        if info is not None:
+            call.info = info
+        if token_accuracy:
+            call.token_accuracy = token_accuracy
+        call.flags = call.flags + flags
+        if error is not None:
+            call.status = "error"
+            call.error_type = type(error).__qualname__
+        elif not call.info.has_usage and not call.info.images:
+            call.token_accuracy = "estimated"
+            call.flags = (*call.flags, "usage_missing")
+        ctx = self.span.get_span_context()
+        if ctx.is_valid:
+            call.trace_id = format(ctx.trace_id, "032x")
+            call.span_id = format(ctx.span_id, "016x")
+        est, cost = estimate_call(call)
+        span = self.span
+        if span.is_recording():
+            span.set_attributes(span_attributes(call, est, cost))
+            if error is not None:
+                span.set_attribute(sc.ERROR_TYPE, call.error_type)
+                span.set_status(Status(StatusCode.ERROR, call.error_type))
+        span.end()
+        self._metrics(est)
+        self.telemetry.sink.write(build_record(call, est, cost, rfc3339_from_unix_ns(call.start_time_ns)))
+
+    def _metrics(self, est) -> None:
+        tel, call, info = self.telemetry, self.call, self.call.info
+        base = {
+            sc.GEN_AI_OPERATION_NAME: call.operation,
+            sc.GEN_AI_PROVIDER_NAME: call.provider,
+        }
+        if call.request_model:
+            base[sc.GEN_AI_REQUEST_MODEL] = call.request_model
+        if info.response_model:
+            base[sc.GEN_AI_RESPONSE_MODEL] = info.response_model
+        duration_attrs = dict(base)
+        if call.error_type:
+            duration_attrs[sc.ERROR_TYPE] = call.error_type
+        tel.duration.record((call.latency_ms or 0.0) / 1000.0, duration_attrs)
+        if info.input_tokens is not None:
+            tel.token_usage.record(info.input_tokens, {**base, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_INPUT})
+        if info.output_tokens is not None:
+            tel.token_usage.record(info.output_tokens, {**base, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_OUTPUT})
+        if est is not None:
+            carbon_attrs = {**base, **{sc.TAILPIPE_ATTR_PREFIX + k: v for k, v in call.attributes.items()}}
+            region = est.factors.get("region")
+            if region:
+                carbon_attrs[sc.TAILPIPE_REGION] = region
+            tel.energy.add(est.energy_wh, carbon_attrs)
+            tel.carbon.add(est.carbon_gco2e, carbon_attrs)
+
+
+_default: Telemetry | None = None
+
+
+def default_telemetry() -> Telemetry:
+    """The process-wide telemetry used by auto-instrumentation, built on first use from the environment.
+
+    Spans and metrics go to the global OpenTelemetry providers; records go to the sink configured by
+    `tailpipe_ai.configure()` / the distro, else to a local JSONL folder (`TAILPIPE_LAKE`, default
+    ./tailpipe-lake).
+    """
+    global _default
+    if _default is None:
+        from tailpipe_ai.exporter.sink import default_sink
+
+        _default = Telemetry(sink=default_sink(), integration="auto")
+    return _default
+
+
+def set_default_telemetry(telemetry: Telemetry | None) -> None:
+    global _default
+    _default = telemetry

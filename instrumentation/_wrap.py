@@ -1,0 +1,125 @@
+"""Wrapper factories shared by the instrumentors: one sync and one async wrapt wrapper per SDK method.
+
+An instrumentor supplies `describe(instance, args, kwargs) -> CallSpec | None` (metadata of the request,
+possibly adjusted kwargs) and parsers for the response and stream chunks. The factories add the
+span/metrics/record machinery and the never-break-the-caller discipline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tailpipe_ai.providers import CallInfo
+
+from ._context import enter_call, exit_call, in_call
+from ._stream import ChunkFilter, ChunkParser, TracedAsyncStream, TracedStream
+from ._telemetry import Telemetry, log_once, suppressed
+
+
+@dataclass(slots=True)
+class CallSpec:
+    """What an instrumentor knows about a request before it is sent (metadata only)."""
+
+    provider: str
+    operation: str
+    model: str | None
+    server: tuple[str | None, int | None] = (None, None)
+    stream: bool = False
+    request: Mapping[str, Any] = field(default_factory=dict)
+    output_type: str | None = None
+    region: str | None = None
+    kwargs: dict[str, Any] | None = None  # replacement kwargs (e.g. stream_options injected), else None
+    hide: ChunkFilter | None = None  # chunks the caller must not see (our injected usage-only chunk)
+    context: Any = None  # anything the parsers need from the request (e.g. requested image size)
+
+
+Describe = Callable[[Any, tuple, dict], "CallSpec | None"]
+ParseResponse = Callable[[Any, CallSpec], "CallInfo | None"]
+ParseChunkFactory = Callable[[CallSpec], ChunkParser]
+GetTelemetry = Callable[[], "Telemetry | None"]
+
+
+def _begin(get_telemetry: GetTelemetry, describe: Describe, instance: Any, args: tuple, kwargs: dict):
+    if in_call() or suppressed():
+        return None, None
+    telemetry = get_telemetry()
+    if telemetry is None:
+        return None, None
+    try:
+        spec = describe(instance, args, kwargs)
+        if spec is None:
+            return None, None
+        handle = telemetry.start(
+            provider=spec.provider,
+            operation=spec.operation,
+            model=spec.model,
+            server=spec.server,
+            stream=spec.stream,
+            request=spec.request,
+            output_type=spec.output_type,
+            region=spec.region,
+        )
+        return spec, handle
+    except Exception as exc:
+        log_once(f"{describe.__module__}.describe", exc)
+        return None, None
+
+
+def _complete(
+    spec: CallSpec, handle, result: Any, parse: ParseResponse, parse_chunk: ParseChunkFactory | None, is_async: bool
+) -> Any:
+    try:
+        if spec.stream and parse_chunk is not None:
+            proxy = TracedAsyncStream if is_async else TracedStream
+            return proxy(result, handle, parse_chunk(spec), spec.hide)
+        handle.finish(parse(result, spec))
+    except Exception as exc:
+        log_once(f"{parse.__module__}.parse", exc)
+        handle.finish(None, flags=("usage_unreadable",))
+    return result
+
+
+def sync_wrapper(
+    get_telemetry: GetTelemetry, describe: Describe, parse: ParseResponse, parse_chunk: ParseChunkFactory | None = None
+):
+    """A wrapt wrapper for a synchronous SDK method."""
+
+    def wrapper(wrapped, instance, args, kwargs):
+        spec, handle = _begin(get_telemetry, describe, instance, args, kwargs)
+        if handle is None:
+            return wrapped(*args, **kwargs)
+        token = enter_call()
+        try:
+            result = wrapped(*args, **(spec.kwargs if spec.kwargs is not None else kwargs))
+        except BaseException as exc:
+            handle.finish(None, error=exc)
+            raise
+        finally:
+            exit_call(token)
+        return _complete(spec, handle, result, parse, parse_chunk, is_async=False)
+
+    return wrapper
+
+
+def async_wrapper(
+    get_telemetry: GetTelemetry, describe: Describe, parse: ParseResponse, parse_chunk: ParseChunkFactory | None = None
+):
+    """A wrapt wrapper for an `async def` SDK method (the coroutine is awaited inside)."""
+
+    async def wrapper(wrapped, instance, args, kwargs):
+        spec, handle = _begin(get_telemetry, describe, instance, args, kwargs)
+        if handle is None:
+            return await wrapped(*args, **kwargs)
+        token = enter_call()
+        try:
+            result = await wrapped(*args, **(spec.kwargs if spec.kwargs is not None else kwargs))
+        except BaseException as exc:
+            handle.finish(None, error=exc)
+            raise
+        finally:
+            exit_call(token)
+        return _complete(spec, handle, result, parse, parse_chunk, is_async=True)
+
+    return wrapper

@@ -1,0 +1,111 @@
+"""Carbon enrichment of every GenAI span in the process, including other instrumentations' spans.
+
+Our own instrumentation writes ``tailpipe.energy.wh`` and friends before ``span.end()``. Spans from the
+official GenAI instrumentations, OpenLLMetry or OpenLIT end without them, and since opentelemetry-sdk 1.43
+a processor cannot add attributes to a finished span. ``CarbonSpanProcessor`` therefore wraps the next
+processor and forwards a copy carrying the same attributes our instrumentation would have set
+(``tailpipe_ai.exporter.records.span_attributes``: energy and carbon with their ranges, method, factors,
+dataset version, cost, and the usage in v1.41 semconv names where the span used older ones).
+
+Spans that already carry ``tailpipe.energy.wh`` (ours) and non-GenAI spans are forwarded unchanged, so
+nothing is counted twice. The processor never raises into ``Span.end()``: on any internal failure it
+logs once (exception type only) and forwards the original span.
+
+It must sit before the ContentGuard, which removes content last; see ``build_pipeline``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import StatusCode
+
+from tailpipe_ai.exporter.records import Call, estimate_call, span_attributes
+from tailpipe_ai.semconv import attributes as sc
+
+from ._log import log_once
+from ._spans import copy_span
+from .span_reading import call_from_attributes
+
+__all__ = ["CarbonSpanProcessor", "call_from_attributes", "call_from_span", "enrich"]
+
+
+def call_from_span(
+    span: ReadableSpan, *, integration: str = sc.INTEGRATION_AUTO, region: str | None = None
+) -> Call | None:
+    """``call_from_attributes`` plus what only the span knows: timing, ids and its error status."""
+    call = call_from_attributes(span.attributes, integration=integration, region=region)
+    if call is None:
+        return None
+    if span.start_time:
+        call.start_time_ns = span.start_time
+        if span.end_time and span.end_time >= span.start_time:
+            call.latency_ms = (span.end_time - span.start_time) / 1e6
+    context = span.context
+    if context is not None and context.is_valid:
+        call.trace_id = format(context.trace_id, "032x")
+        call.span_id = format(context.span_id, "016x")
+    if span.status.status_code is StatusCode.ERROR:
+        call.status = "error"
+        call.error_type = call.error_type or sc.ERROR_TYPE_OTHER
+    return call
+
+
+def enrich(span: ReadableSpan, *, region: str | None = None) -> ReadableSpan:
+    """``span`` itself unless it is a GenAI call without our energy attributes; then an enriched copy.
+
+    The span's own attributes win over ours except in the ``tailpipe.`` namespace: a peer's
+    ``gen_ai.usage.input_tokens`` is kept as it reported it.
+    """
+    attributes = span.attributes or {}
+    if sc.TAILPIPE_ENERGY_WH in attributes:
+        return span
+    call = call_from_span(span, region=region)
+    if call is None:
+        return span
+    est, cost = estimate_call(call)
+    merged: dict[str, Any] = dict(attributes)
+    for name, value in span_attributes(call, est, cost).items():
+        if name.startswith(sc.TAILPIPE_NAMESPACE) or name not in merged:
+            merged[name] = value
+    return copy_span(span, attributes=merged)
+
+
+class CarbonSpanProcessor(SpanProcessor):
+    """Wraps the next processor; forwards GenAI spans with energy and carbon added.
+
+    ``region``: the cloud region the models run in, when the user knows it (e.g. ``aws:eu-west-1``);
+    None uses the carbon configuration's region or the global defaults.
+    """
+
+    def __init__(self, next_processor: SpanProcessor, *, region: str | None = None) -> None:
+        self._next = next_processor
+        self._region = region
+
+    @property
+    def next_processor(self) -> SpanProcessor:
+        return self._next
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        self._next.on_start(span, parent_context=parent_context)
+
+    def _on_ending(self, span: Span) -> None:
+        on_ending = getattr(self._next, "_on_ending", None)  # SDK >= 1.40 only
+        if on_ending is not None:
+            on_ending(span)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        try:
+            out = enrich(span, region=self._region)
+        except Exception as exc:
+            log_once("CarbonSpanProcessor.on_end", exc, "forwarded without energy")
+            out = span
+        self._next.on_end(out)
+
+    def shutdown(self) -> None:
+        self._next.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._next.force_flush(timeout_millis)

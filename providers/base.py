@@ -1,0 +1,65 @@
+"""The provider-neutral result of parsing one response (or one stream event)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+_MISSING = object()
+
+
+def get(obj: Any, name: str, default: Any = None) -> Any:
+    """`obj.name` for SDK objects, `obj[name]` for JSON dicts; `default` when absent or None."""
+    if obj is None:
+        return default
+    if isinstance(obj, dict):
+        value = obj.get(name, default)
+    else:
+        value = getattr(obj, name, _MISSING)
+        if value is _MISSING:
+            return default
+    return default if value is None else value
+
+
+def as_int(value: Any) -> int | None:
+    """A token count, or None for anything that is not a non-negative whole number."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, float) and value.is_integer() and value >= 0:
+        return int(value)
+    return None
+
+
+@dataclass(slots=True)
+class CallInfo:
+    """Usage and identifiers of one model call, normalised to GenAI semconv.
+
+    ``input_tokens`` includes cached tokens; ``output_tokens`` includes reasoning tokens.
+    """
+
+    response_model: str | None = None
+    response_id: str | None = None
+    finish_reasons: tuple[str, ...] = ()
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    images: int | None = None
+    image_size: str | None = None
+    image_quality: str | None = None
+    video_seconds: float | None = None
+    video_resolution: str | None = None
+
+    def update(self, other: CallInfo) -> None:
+        """Take every field `other` knows (later stream events override earlier ones)."""
+        for f in fields(self):
+            value = getattr(other, f.name)
+            if value is not None and value != ():
+                setattr(self, f.name, value)
+
+    @property
+    def has_usage(self) -> bool:
+        return self.input_tokens is not None or self.output_tokens is not None
