@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tailpipe_ai.semconv import attributes as sc
 from tailpipe_ai.carbon import Estimate, Usage, cost_usd, estimate
 from tailpipe_ai.providers import CallInfo
 from tailpipe_ai.semconv import Record
+from tailpipe_ai.semconv import attributes as sc
 
 log = logging.getLogger(__name__)
 

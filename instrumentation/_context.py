@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from types import MappingProxyType
 
-_tags: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar("tailpipe_tags", default={})
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+_tags: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar("tailpipe_tags", default=_EMPTY)
 _in_call: contextvars.ContextVar[bool] = contextvars.ContextVar("tailpipe_in_call", default=False)
 
 

@@ -7,6 +7,7 @@ only the usage fields the provider parser extracts.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -105,10 +106,8 @@ class TracedStream(wrapt.ObjectProxy):
             self._self_state.end(complete=self._self_state.info.has_usage)
 
     def __del__(self):
-        try:
+        with contextlib.suppress(Exception):
             self._self_state.end(complete=self._self_state.info.has_usage)
-        except Exception:
-            pass
 
 
 class TracedAsyncStream(wrapt.ObjectProxy):
@@ -162,7 +161,5 @@ class TracedAsyncStream(wrapt.ObjectProxy):
         await self.close()
 
     def __del__(self):
-        try:
+        with contextlib.suppress(Exception):
             self._self_state.end(complete=self._self_state.info.has_usage)
-        except Exception:
-            pass

@@ -7,6 +7,7 @@ logged once, without content, and the user's call goes on untouched.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -16,10 +17,10 @@ from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from tailpipe_ai.semconv import attributes as sc
 from tailpipe_ai.exporter.records import Call, build_record, estimate_call, span_attributes
 from tailpipe_ai.exporter.sink import NullSink, Sink
 from tailpipe_ai.providers import CallInfo
+from tailpipe_ai.semconv import attributes as sc
 from tailpipe_ai.semconv.record import rfc3339_from_unix_ns
 
 from ._context import current_tags
@@ -173,10 +174,8 @@ class CallHandle:
             self._finish(info, error, token_accuracy, flags)
         except Exception as exc:
             log_once("finish", exc)
-            try:
+            with contextlib.suppress(Exception):
                 self.span.end()
-            except Exception:
-                pass
 
     def _finish(
         self, info: CallInfo | None, error: BaseException | None, token_accuracy: str | None, flags: tuple[str, ...]
