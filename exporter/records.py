@@ -51,6 +51,7 @@ def usage_of(call: Call) -> Usage:
         provider=call.provider,
         input_tokens=i.input_tokens,
         output_tokens=i.output_tokens,
+        total_tokens=i.total_tokens,
         cache_read_tokens=i.cache_read_tokens,
         cache_write_tokens=i.cache_write_tokens,
         reasoning_tokens=i.reasoning_tokens,

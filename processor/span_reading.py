@@ -238,6 +238,7 @@ def _reconcile_tokens(info: CallInfo, total: int | None) -> list[str]:
         elif info.output_tokens is not None and info.input_tokens is None and total >= info.output_tokens:
             info.input_tokens = total - info.output_tokens
         elif info.input_tokens is None and info.output_tokens is None:
+            info.total_tokens = total  # the engine's flat method can still use the sum
             flags.append(FLAG_USAGE_TOTAL_ONLY)
     return flags
 

@@ -47,6 +47,7 @@ class CallInfo:
     cache_read_tokens: int | None = None
     cache_write_tokens: int | None = None
     reasoning_tokens: int | None = None
+    total_tokens: int | None = None  # only when a source gives nothing but the sum (some third-party spans)
     images: int | None = None
     image_size: str | None = None
     image_quality: str | None = None
@@ -62,4 +63,4 @@ class CallInfo:
 
     @property
     def has_usage(self) -> bool:
-        return self.input_tokens is not None or self.output_tokens is not None
+        return self.input_tokens is not None or self.output_tokens is not None or self.total_tokens is not None
