@@ -256,3 +256,23 @@ def default_telemetry() -> Telemetry:
 def set_default_telemetry(telemetry: Telemetry | None) -> None:
     global _default
     _default = telemetry
+
+
+def telemetry_from_kwargs(kwargs: Mapping[str, Any]):
+    """The telemetry getter an instrumentor's `instrument(**kwargs)` should use.
+
+    `telemetry=` wins; else `tracer_provider=` / `meter_provider=` (the OTel convention) build a dedicated
+    Telemetry with the default sink; else the process-wide default, resolved at call time.
+    """
+    telemetry = kwargs.get("telemetry")
+    if telemetry is None and (kwargs.get("tracer_provider") or kwargs.get("meter_provider")):
+        from tailpipe_ai.exporter.sink import default_sink
+
+        telemetry = Telemetry(
+            tracer_provider=kwargs.get("tracer_provider"),
+            meter_provider=kwargs.get("meter_provider"),
+            sink=default_sink(),
+        )
+    if telemetry is not None:
+        return lambda: telemetry
+    return default_telemetry

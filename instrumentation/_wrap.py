@@ -67,6 +67,9 @@ def _begin(get_telemetry: GetTelemetry, describe: Describe, instance: Any, args:
         return None, None
 
 
+begin_call = _begin  # public name for instrumentors that start a call themselves (stream helpers)
+
+
 def _complete(
     spec: CallSpec, handle, result: Any, parse: ParseResponse, parse_chunk: ParseChunkFactory | None, is_async: bool
 ) -> Any:
