@@ -190,7 +190,7 @@ class CallHandle:
         if error is not None:
             call.status = "error"
             call.error_type = type(error).__qualname__
-        elif not call.info.has_usage and not call.info.images:
+        elif not call.info.has_usage and call.info.images is None:
             call.token_accuracy = "estimated"
             call.flags = (*call.flags, "usage_missing")
         ctx = self.span.get_span_context()

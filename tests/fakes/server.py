@@ -51,6 +51,11 @@ def sse(events: Iterable[tuple[str | None, Any]]) -> list[bytes]:
     return frames
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that closes a kept-alive connection early is normal in stream tests: no traceback."""
+
+
 class FakeServer:
     """Start with `with FakeServer() as server:`; register handlers with `server.route(method, prefix, fn)`."""
 
@@ -113,7 +118,7 @@ class FakeServer:
 
             do_GET = do_POST = do_PUT = do_DELETE = _handle
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _H)
+        self._httpd = _QuietServer(("127.0.0.1", 0), _H)
         self._httpd.daemon_threads = True
         # No Nagle delay: small SSE frames and JSON bodies go out at once (else ~40 ms per response).
         self._httpd.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
