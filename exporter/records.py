@@ -67,7 +67,13 @@ def estimate_call(call: Call) -> tuple[Estimate | None, float | None]:
     """Energy/carbon and cost of a call; (None, None) if the engine cannot estimate it (logged, not raised)."""
     try:
         usage = usage_of(call)
-        est = estimate(usage, region=call.region)
+        energy_usage = usage
+        if usage.images and call.operation == "image_generation":
+            # Image models (gpt-image-1) also report tokens; the seed's per-image figure already covers the
+            # whole generation, so tokens are priced but not counted twice for energy.
+            energy_usage = Usage(model=usage.model, provider=usage.provider, images=usage.images,
+                                 image_size=usage.image_size, image_quality=usage.image_quality)
+        est = estimate(energy_usage, region=call.region)
     except Exception as exc:  # an estimate must never break the caller's request
         log.debug("tailpipe: no estimate for this call (%s)", type(exc).__name__)
         return None, None

@@ -1,0 +1,128 @@
+"""OpenAI (and Azure OpenAI, and OpenAI-compatible APIs): usage from SDK objects, JSON bodies and
+stream chunks/events of Chat Completions, Completions, Responses, Embeddings and Images.
+
+Everything here reads only usage, model names, ids, statuses and finish reasons, through `get`, so the
+same functions work on the SDK's pydantic objects and on the JSON dicts the proxy sees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .base import CallInfo, as_int, get
+
+# Responses API stream events that carry the whole `response` object (the last three end the stream).
+_RESPONSE_START = ("response.created", "response.queued", "response.in_progress")
+_RESPONSE_END = ("response.completed", "response.incomplete", "response.failed")
+
+
+def _finish_reasons(choices: Any) -> tuple[str, ...]:
+    if not isinstance(choices, (list, tuple)):
+        return ()
+    out = []
+    for choice in choices:
+        reason = get(choice, "finish_reason")
+        if isinstance(reason, str):
+            out.append(reason)
+    return tuple(out)
+
+
+def _usage(usage: Any, info: CallInfo) -> None:
+    """Chat/Completions (prompt_/completion_tokens) and Responses/Images (input_/output_tokens) shapes.
+
+    OpenAI's input count already includes cached tokens and its output count already includes reasoning
+    tokens, as GenAI semconv wants. A usage object whose counts are present but not whole numbers is
+    distrusted as a whole (nothing is taken from it), so the call is flagged instead of half-counted.
+    """
+    if usage is None:
+        return
+    prefix = "prompt" if get(usage, "prompt_tokens") is not None else "input"
+    out_prefix = "completion" if prefix == "prompt" else "output"
+    raw_in, raw_out = get(usage, f"{prefix}_tokens"), get(usage, f"{out_prefix}_tokens")
+    details_in, details_out = get(usage, f"{prefix}_tokens_details"), get(usage, f"{out_prefix}_tokens_details")
+    inp, out = as_int(raw_in), as_int(raw_out)
+    if (raw_in is not None and inp is None) or (raw_out is not None and out is None):
+        return  # malformed: unexpected types or negative counts
+    if inp is None and out is None:  # only the sum is known (nothing OpenAI itself sends, but compatibles do)
+        info.total_tokens = as_int(get(usage, "total_tokens"))
+    info.input_tokens = inp
+    info.output_tokens = out
+    info.cache_read_tokens = as_int(get(details_in, "cached_tokens"))
+    info.cache_write_tokens = as_int(get(details_in, "cache_write_tokens"))
+    info.reasoning_tokens = as_int(get(details_out, "reasoning_tokens"))
+
+
+def parse_response(obj: Any) -> CallInfo:
+    """A non-streamed response: ChatCompletion, Completion, Response, CreateEmbeddingResponse,
+    ImagesResponse (SDK object or JSON dict)."""
+    info = CallInfo(response_model=_str(get(obj, "model")), response_id=_str(get(obj, "id")))
+    _usage(get(obj, "usage"), info)
+    choices = get(obj, "choices")
+    if choices:
+        info.finish_reasons = _finish_reasons(choices)
+    else:
+        status = get(obj, "status")  # Responses API: completed | incomplete | failed | ...
+        reason = _str(get(get(obj, "incomplete_details"), "reason"))
+        if isinstance(status, str):
+            info.finish_reasons = (reason or status,) if status == "incomplete" else (status,)
+    return info
+
+
+def parse_images(obj: Any, size: str | None = None, quality: str | None = None) -> CallInfo:
+    """images.generate/edit/create_variation: the number of images returned, with the size and quality
+    the response reports (GPT image models) or, failing that, the requested ones."""
+    info = parse_response(obj)
+    data = get(obj, "data")
+    info.images = len(data) if isinstance(data, (list, tuple)) else None
+    info.image_size = _str(get(obj, "size")) or size
+    info.image_quality = _str(get(obj, "quality")) or quality
+    return info
+
+
+def parse_chunk(chunk: Any) -> CallInfo | None:
+    """One Chat Completions / Completions stream chunk, or one Responses / Images stream event;
+    None when it carries nothing we use. Stateless: use `stream_parser()` to count streamed images."""
+    kind = get(chunk, "type")
+    if isinstance(kind, str):
+        if kind in _RESPONSE_END:
+            return parse_response(get(chunk, "response"))
+        if kind in _RESPONSE_START:  # id and model only: its status ("in_progress") is no finish reason
+            response = get(chunk, "response")
+            return CallInfo(response_model=_str(get(response, "model")), response_id=_str(get(response, "id")))
+        if kind in ("image_generation.completed", "image_edit.completed"):
+            info = CallInfo(images=1, image_size=_str(get(chunk, "size")), image_quality=_str(get(chunk, "quality")))
+            _usage(get(chunk, "usage"), info)
+            return info
+        return None
+    info = CallInfo(response_model=_str(get(chunk, "model")), response_id=_str(get(chunk, "id")))
+    _usage(get(chunk, "usage"), info)
+    info.finish_reasons = _finish_reasons(get(chunk, "choices"))
+    return info
+
+
+def stream_parser() -> Callable[[Any], CallInfo | None]:
+    """A per-stream chunk parser: `parse_chunk`, plus the running count of images in an image stream
+    (each `*.completed` event is one image; partial images are previews and do not count)."""
+    images = 0
+
+    def parse(chunk: Any) -> CallInfo | None:
+        nonlocal images
+        info = parse_chunk(chunk)
+        if info is not None and info.images:
+            images += info.images
+            info.images = images
+        return info
+
+    return parse
+
+
+def is_usage_only_chunk(chunk: Any) -> bool:
+    """The extra chunk `stream_options.include_usage` adds at the end of a Chat Completions/Completions
+    stream: `choices` empty and `usage` set. (Azure's first chunk also has empty `choices`, but no usage.)"""
+    choices = get(chunk, "choices")
+    return isinstance(choices, (list, tuple)) and len(choices) == 0 and get(chunk, "usage") is not None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
