@@ -16,8 +16,10 @@ It must sit before the ContentGuard, which removes content last; see ``build_pip
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
+from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import StatusCode
@@ -28,6 +30,10 @@ from tailpipe_ai.semconv import attributes as sc
 from ._log import log_once
 from ._spans import copy_span
 from .span_reading import call_from_attributes
+
+OUR_SCOPE = "tailpipe_ai"
+_GENAI_MARKERS = (sc.GEN_AI_OPERATION_NAME, sc.GEN_AI_PROVIDER_NAME, sc.GEN_AI_SYSTEM, "llm.request.type")
+_MAX_LIVE = 100_000
 
 __all__ = ["CarbonSpanProcessor", "call_from_attributes", "call_from_span", "enrich"]
 
@@ -83,13 +89,43 @@ class CarbonSpanProcessor(SpanProcessor):
     def __init__(self, next_processor: SpanProcessor, *, region: str | None = None) -> None:
         self._next = next_processor
         self._region = region
+        # One call seen by two GenAI instrumentations (ours and, say, the official one, both wrapping the
+        # same SDK method) gives two nested spans. Ours carries the figure; the other one, parent or
+        # child of ours, is "shadowed" and forwarded without energy, so the call is counted once.
+        self._live: dict[int, bool] = {}  # span id -> is ours, for live GenAI spans
+        self._shadowed: set[int] = set()
+        self._lock = threading.Lock()
 
     @property
     def next_processor(self) -> SpanProcessor:
         return self._next
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        try:
+            self._track_start(span, parent_context)
+        except Exception as exc:
+            log_once("CarbonSpanProcessor.on_start", exc, "double-count check skipped")
         self._next.on_start(span, parent_context=parent_context)
+
+    def _track_start(self, span: Span, parent_context: Context | None) -> None:
+        attributes = span.attributes or {}
+        if not any(k in attributes for k in _GENAI_MARKERS):
+            return
+        scope = span.instrumentation_scope
+        ours = scope is not None and scope.name == OUR_SCOPE
+        parent = trace.get_current_span(parent_context).get_span_context()
+        with self._lock:
+            if len(self._live) > _MAX_LIVE:
+                self._live.clear()
+                self._shadowed.clear()
+            self._live[span.context.span_id] = ours
+            parent_is_ours = self._live.get(parent.span_id) if parent.is_valid else None
+            if parent_is_ours is None:
+                return
+            if ours and not parent_is_ours:
+                self._shadowed.add(parent.span_id)
+            elif parent_is_ours and not ours:
+                self._shadowed.add(span.context.span_id)
 
     def _on_ending(self, span: Span) -> None:
         on_ending = getattr(self._next, "_on_ending", None)  # SDK >= 1.40 only
@@ -97,6 +133,14 @@ class CarbonSpanProcessor(SpanProcessor):
             on_ending(span)
 
     def on_end(self, span: ReadableSpan) -> None:
+        span_id = span.context.span_id if span.context is not None else None
+        with self._lock:
+            self._live.pop(span_id, None)
+            shadowed = span_id in self._shadowed
+            self._shadowed.discard(span_id)
+        if shadowed:
+            self._next.on_end(span)
+            return
         try:
             out = enrich(span, region=self._region)
         except Exception as exc:
