@@ -7,7 +7,6 @@ import contextlib
 import gc
 import json
 import logging
-import sys
 
 import pytest
 
@@ -23,6 +22,7 @@ from tailpipe_ai.providers import google_genai as gp  # noqa: E402
 from tailpipe_ai.semconv import attributes as sc  # noqa: E402
 from tests.fakes import google_genai as fake  # noqa: E402
 from tests.fakes.server import FakeServer  # noqa: E402
+from tests.instrumentation._shared import instrument_mode, metric_sum, only_record, only_span  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:The generate_images method is deprecated")
 
@@ -42,39 +42,13 @@ FULL = dict(
 def base():
     """One fake server for the module (stopping a FakeServer takes ~0.5 s; the tests never read its log)."""
     with FakeServer() as server:
-        _quiet_resets(server)
         yield fake.install(server)
-
-
-def _quiet_resets(server):
-    """Early-closed streams reset kept-alive connections; the server need not print a traceback for that."""
-    default = server._httpd.handle_error
-
-    def handle_error(request, address):
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            default(request, address)
-
-    server._httpd.handle_error = handle_error
 
 
 @pytest.fixture(params=["instrumentor", "wrap_client"])
 def mode(request, otel):
     """Instrument either globally or one client at a time; returns `client -> client`."""
-    if request.param == "instrumentor":
-        inst = GoogleGenAIInstrumentor()
-        inst.instrument(telemetry=otel.telemetry)
-        yield _Mode(request.param, lambda c: c)
-        inst.uninstrument()
-    else:
-        yield _Mode(request.param, lambda c: wrap_client(c, otel.telemetry))
-
-
-class _Mode:
-    def __init__(self, name, apply):
-        self.name, self.apply = name, apply
-
-    def __call__(self, client):
-        return self.apply(client)
+    yield from instrument_mode(request.param, GoogleGenAIInstrumentor, wrap_client, otel)
 
 
 def _client(base, vertex=False, key="test-key"):
@@ -105,24 +79,8 @@ def vertex(mode, cached):
     return mode(cached(mode.name, True))
 
 
-def _span(otel):
-    spans = otel.spans.get_finished_spans()
-    assert len(spans) == 1, [s.name for s in spans]
-    return spans[0]
-
-
-def _record(otel):
-    assert len(otel.sink.records) == 1
-    return otel.sink.records[0].validate()
-
-
-def _metric_sum(otel, name, **attrs):
-    points = [p for p in otel.metric_points(name) if all(p.attributes.get(k) == v for k, v in attrs.items())]
-    return sum(getattr(p, "sum", None) if hasattr(p, "sum") else p.value for p in points)
-
-
 def _assert_full_usage(otel, provider=sc.PROVIDER_GCP_GEMINI, model=MODEL, stream=False, region=None):
-    span, record = _span(otel), _record(otel)
+    span, record = only_span(otel), only_record(otel)
     a = span.attributes
     assert span.name == f"generate_content {model}"
     assert span.kind is SpanKind.CLIENT
@@ -157,11 +115,11 @@ def _assert_full_usage(otel, provider=sc.PROVIDER_GCP_GEMINI, model=MODEL, strea
         assert record.ttft_ms is not None and a[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] >= 0
 
     usage = "gen_ai.client.token.usage"
-    assert _metric_sum(otel, usage, **{sc.GEN_AI_TOKEN_TYPE: "input"}) == fake.PROMPT
-    assert _metric_sum(otel, usage, **{sc.GEN_AI_TOKEN_TYPE: "output"}) == fake.CANDIDATES + fake.THOUGHTS
+    assert metric_sum(otel, usage, **{sc.GEN_AI_TOKEN_TYPE: "input"}) == fake.PROMPT
+    assert metric_sum(otel, usage, **{sc.GEN_AI_TOKEN_TYPE: "output"}) == fake.CANDIDATES + fake.THOUGHTS
     assert len(otel.metric_points("gen_ai.client.operation.duration")) == 1
-    assert _metric_sum(otel, "tailpipe.energy") == pytest.approx(expected.energy_wh)
-    assert _metric_sum(otel, "tailpipe.carbon") == pytest.approx(expected.carbon_gco2e)
+    assert metric_sum(otel, "tailpipe.energy") == pytest.approx(expected.energy_wh)
+    assert metric_sum(otel, "tailpipe.carbon") == pytest.approx(expected.carbon_gco2e)
     return span, record
 
 
@@ -184,10 +142,10 @@ def test_generate_content_json_output_and_models_prefix(client, otel):
     client.models.generate_content(
         model="models/" + MODEL, contents="x", config={"response_mime_type": "application/json"}
     )
-    span = _span(otel)
+    span = only_span(otel)
     assert span.name == f"generate_content models/{MODEL}"
     assert span.attributes[sc.GEN_AI_OUTPUT_TYPE] == "json"
-    assert _record(otel).energy_wh > 0
+    assert only_record(otel).energy_wh > 0
 
 
 def test_raw_http_response_is_still_counted(client, otel):
@@ -236,7 +194,7 @@ def test_async_generate_content(client, otel):
 def test_blocked_prompt(client, otel):
     response = client.models.generate_content(model="fake-blocked", contents="x")
     assert response.candidates is None
-    a = _span(otel).attributes
+    a = only_span(otel).attributes
     assert list(a[sc.GEN_AI_RESPONSE_FINISH_REASONS]) == ["safety"]
     assert a[sc.GEN_AI_USAGE_INPUT_TOKENS] == fake.PROMPT and sc.GEN_AI_USAGE_OUTPUT_TOKENS not in a
 
@@ -266,7 +224,7 @@ def test_stream_abandoned_after_break(client, otel):
     assert otel.spans.get_finished_spans() == ()  # still open while the caller holds the stream
     del stream
     gc.collect()
-    a = _span(otel).attributes
+    a = only_span(otel).attributes
     assert a[sc.GEN_AI_USAGE_INPUT_TOKENS] == fake.PROMPT  # what the first cumulative chunk said
     assert a[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == fake.THOUGHTS
     assert len(otel.sink.records) == 1
@@ -277,7 +235,7 @@ def test_stream_abandoned_before_usage_is_flagged(client, otel):
     next(stream)
     del stream
     gc.collect()
-    a = _span(otel).attributes
+    a = only_span(otel).attributes
     assert a[sc.TAILPIPE_TOKEN_ACCURACY] == "estimated"
     assert "stream_incomplete" in a[sc.TAILPIPE_FLAGS]
 
@@ -315,7 +273,7 @@ def test_async_stream_early_exit(client, otel):
 def test_slow_stream_time_to_first_chunk(client, otel):
     chunks = list(client.models.generate_content_stream(model="fake-slow", contents="x"))
     assert len(chunks) == 3
-    record = _record(otel)
+    record = only_record(otel)
     assert record.ttft_ms >= fake.SLOW_DELAY * 1000 * 0.8
     assert record.latency_ms >= record.ttft_ms
 
@@ -330,7 +288,7 @@ def test_error_response_propagates(client, otel, model, exc, code):
     with pytest.raises(exc) as info:
         client.models.generate_content(model=model, contents="x")
     assert info.value.code == code
-    span, record = _span(otel), _record(otel)
+    span, record = only_span(otel), only_record(otel)
     assert span.attributes[sc.ERROR_TYPE] == exc.__name__
     assert span.status.status_code is StatusCode.ERROR
     assert (record.status, record.error_type) == ("error", exc.__name__)
@@ -355,7 +313,7 @@ def test_async_error_propagates(client, otel):
 
     with pytest.raises(errors.ServerError):
         asyncio.run(run())
-    assert _span(otel).attributes[sc.ERROR_TYPE] == "ServerError"
+    assert only_span(otel).attributes[sc.ERROR_TYPE] == "ServerError"
 
 
 # ------------------------------------------------------------------------------------------ bad or no usage
@@ -440,7 +398,7 @@ def test_parsers_read_wire_json():
 
 def test_embeddings(client, otel):
     client.models.embed_content(model="gemini-embedding-001", contents=["a", "b"], config={"output_dimensionality": 64})
-    span, record = _span(otel), _record(otel)
+    span, record = only_span(otel), only_record(otel)
     tokens = 2 * fake.EMBED_TOKENS_PER_INPUT
     assert span.name == "embeddings gemini-embedding-001"
     assert span.attributes[sc.GEN_AI_OPERATION_NAME] == sc.OPERATION_EMBEDDINGS
@@ -468,7 +426,7 @@ def test_generate_images(vertex, otel, model, count):
     config = types.GenerateImagesConfig(number_of_images=3, aspect_ratio="16:9")
     response = vertex.models.generate_images(model=model, prompt="a lighthouse", config=config)
     assert len(response.generated_images) == 3
-    span, record = _span(otel), _record(otel)
+    span, record = only_span(otel), only_record(otel)
     assert span.name == f"image_generation {model}"
     assert span.attributes[sc.TAILPIPE_IMAGES_COUNT] == count
     assert span.attributes[sc.TAILPIPE_IMAGE_SIZE] == "1408x768"
@@ -480,13 +438,13 @@ def test_generate_images(vertex, otel, model, count):
 
 def test_async_generate_images_default_size(vertex, otel):
     asyncio.run(vertex.aio.models.generate_images(model="imagen-4.0-generate-001", prompt="x"))
-    assert _record(otel).image_size == "1024x1024"
+    assert only_record(otel).image_size == "1024x1024"
 
 
 def test_images_on_gemini_api_client_raise_unchanged(client, otel):
     with pytest.raises(ValueError, match="only supported"):
         client.models.generate_images(model="imagen-4.0-generate-001", prompt="x")
-    assert _span(otel).attributes[sc.ERROR_TYPE] == "ValueError"
+    assert only_span(otel).attributes[sc.ERROR_TYPE] == "ValueError"
 
 
 # ------------------------------------------------------------------------------- wrapping, double counting

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import sys
 
 import pytest
 
@@ -21,6 +20,7 @@ from tailpipe_ai.providers import mistralai as mp
 from tailpipe_ai.semconv import attributes as sc
 from tests.fakes import mistralai as fake
 from tests.fakes.server import FakeServer
+from tests.instrumentation._shared import instrument_mode, metric_sum, only_record, only_span
 
 MODEL = "mistral-small-latest"
 MESSAGES = [{"role": "user", "content": "hello"}]
@@ -34,39 +34,13 @@ FULL = dict(input_tokens=fake.PROMPT, output_tokens=fake.COMPLETION, cache_read_
 def base():
     """One fake server for the module (stopping a FakeServer takes ~0.5 s; the tests never read its log)."""
     with FakeServer() as server:
-        _quiet_resets(server)
         yield fake.install(server)
-
-
-def _quiet_resets(server):
-    """Early-closed streams reset kept-alive connections; the server need not print a traceback for that."""
-    default = server._httpd.handle_error
-
-    def handle_error(request, address):
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            default(request, address)
-
-    server._httpd.handle_error = handle_error
-
-
-class _Mode:
-    def __init__(self, name, apply):
-        self.name, self.apply = name, apply
-
-    def __call__(self, client):
-        return self.apply(client)
 
 
 @pytest.fixture(params=["instrumentor", "wrap_client"])
 def mode(request, otel):
     """Instrument either globally or one client at a time; calling it prepares a client."""
-    if request.param == "instrumentor":
-        inst = MistralAIInstrumentor()
-        inst.instrument(telemetry=otel.telemetry)
-        yield _Mode(request.param, lambda c: c)
-        inst.uninstrument()
-    else:
-        yield _Mode(request.param, lambda c: wrap_client(c, otel.telemetry))
+    yield from instrument_mode(request.param, MistralAIInstrumentor, wrap_client, otel)
 
 
 def _client(base, key="test-key"):
@@ -99,24 +73,8 @@ def aclient(mode, base):
     return mode(_client(base))
 
 
-def _span(otel):
-    spans = otel.spans.get_finished_spans()
-    assert len(spans) == 1, [s.name for s in spans]
-    return spans[0]
-
-
-def _record(otel):
-    assert len(otel.sink.records) == 1
-    return otel.sink.records[0].validate()
-
-
-def _metric_sum(otel, name, **attrs):
-    points = [p for p in otel.metric_points(name) if all(p.attributes.get(k) == v for k, v in attrs.items())]
-    return sum(p.sum if hasattr(p, "sum") else p.value for p in points)
-
-
 def _assert_full_usage(otel, stream=False, model=MODEL, operation=sc.OPERATION_CHAT, request_model=MODEL):
-    span, record = _span(otel), _record(otel)
+    span, record = only_span(otel), only_record(otel)
     a = span.attributes
     assert span.name == f"{operation} {request_model}" if request_model else operation
     assert span.kind is SpanKind.CLIENT
@@ -151,11 +109,11 @@ def _assert_full_usage(otel, stream=False, model=MODEL, operation=sc.OPERATION_C
         assert record.ttft_ms is not None and a[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] >= 0
 
     usage = "gen_ai.client.token.usage"
-    assert _metric_sum(otel, usage, **{sc.GEN_AI_TOKEN_TYPE: "input"}) == fake.PROMPT
-    assert _metric_sum(otel, usage, **{sc.GEN_AI_TOKEN_TYPE: "output"}) == fake.COMPLETION
+    assert metric_sum(otel, usage, **{sc.GEN_AI_TOKEN_TYPE: "input"}) == fake.PROMPT
+    assert metric_sum(otel, usage, **{sc.GEN_AI_TOKEN_TYPE: "output"}) == fake.COMPLETION
     assert len(otel.metric_points("gen_ai.client.operation.duration")) == 1
-    assert _metric_sum(otel, "tailpipe.energy") == pytest.approx(expected.energy_wh)
-    assert _metric_sum(otel, "tailpipe.carbon") == pytest.approx(expected.carbon_gco2e)
+    assert metric_sum(otel, "tailpipe.energy") == pytest.approx(expected.energy_wh)
+    assert metric_sum(otel, "tailpipe.carbon") == pytest.approx(expected.carbon_gco2e)
     return span, record
 
 
@@ -177,7 +135,7 @@ def test_chat_complete(client, otel):
 
 def test_json_output_type(client, otel):
     client.chat.complete(model=MODEL, messages=MESSAGES, response_format={"type": "json_object"})
-    assert _span(otel).attributes[sc.GEN_AI_OUTPUT_TYPE] == "json"
+    assert only_span(otel).attributes[sc.GEN_AI_OUTPUT_TYPE] == "json"
 
 
 def test_async_complete(aclient, otel):
@@ -194,7 +152,7 @@ def test_fim_and_agents(aclient, otel):
     otel.spans.clear()
     otel.sink.records.clear()
     asyncio.run(aclient.agents.complete_async(agent_id="ag_123", messages=MESSAGES))
-    span = _span(otel)
+    span = only_span(otel)
     assert span.name == "chat"  # an agent id is not a model; the response says which model ran
     assert span.attributes[sc.GEN_AI_RESPONSE_MODEL] == fake.AGENT_MODEL
     assert span.attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] == fake.PROMPT
@@ -218,7 +176,7 @@ def test_stream_context_manager(client, otel):
 def test_stream_exit_early_from_context_manager(client, otel):
     with client.chat.stream(model=MODEL, messages=MESSAGES) as stream:
         next(iter(stream))
-    a = _span(otel).attributes  # ended on exit, before the usage chunk arrived
+    a = only_span(otel).attributes  # ended on exit, before the usage chunk arrived
     assert a[sc.TAILPIPE_TOKEN_ACCURACY] == "estimated" and "stream_incomplete" in a[sc.TAILPIPE_FLAGS]
 
 
@@ -226,7 +184,7 @@ def test_stream_close(client, otel):
     stream = client.chat.stream(model=MODEL, messages=MESSAGES)
     next(stream)
     stream.close()
-    assert "stream_incomplete" in _span(otel).attributes[sc.TAILPIPE_FLAGS]
+    assert "stream_incomplete" in only_span(otel).attributes[sc.TAILPIPE_FLAGS]
     stream.close()  # twice is harmless: still one span, one record
     assert len(otel.spans.get_finished_spans()) == 1 and len(otel.sink.records) == 1
 
@@ -238,7 +196,7 @@ def test_stream_abandoned_after_break(client, otel):
     assert otel.spans.get_finished_spans() == ()  # still open while the caller holds the stream
     del stream
     gc.collect()
-    a = _span(otel).attributes
+    a = only_span(otel).attributes
     assert a[sc.TAILPIPE_TOKEN_ACCURACY] == "estimated" and "stream_incomplete" in a[sc.TAILPIPE_FLAGS]
     assert len(otel.sink.records) == 1
 
@@ -276,7 +234,7 @@ def test_async_stream_context_manager_and_early_exit(aclient, otel):
 
 def test_slow_stream_time_to_first_chunk(client, otel):
     assert len(list(client.chat.stream(model="fake-slow", messages=MESSAGES))) == 3
-    record = _record(otel)
+    record = only_record(otel)
     assert record.ttft_ms >= fake.SLOW_DELAY * 1000 * 0.8
     assert record.latency_ms >= record.ttft_ms
 
@@ -296,7 +254,7 @@ def test_error_response_propagates(client, otel, model, exc, status):
     with pytest.raises(exc) as info:
         client.chat.complete(model=model, messages=MESSAGES)
     assert info.value.raw_response.status_code == status
-    span, record = _span(otel), _record(otel)
+    span, record = only_span(otel), only_record(otel)
     assert span.attributes[sc.ERROR_TYPE] == exc.__name__
     assert span.status.status_code is StatusCode.ERROR
     assert (record.status, record.error_type) == ("error", exc.__name__)
@@ -393,7 +351,7 @@ def test_parsers_read_wire_json():
 
 def test_embeddings(client, otel):
     client.embeddings.create(model="mistral-embed", inputs=["a", "b"], output_dimension=256, encoding_format="float")
-    span, record = _span(otel), _record(otel)
+    span, record = only_span(otel), only_record(otel)
     tokens = 2 * fake.EMBED_TOKENS_PER_INPUT
     assert span.name == "embeddings mistral-embed"
     a = span.attributes
@@ -408,7 +366,7 @@ def test_embeddings(client, otel):
 
 def test_async_embeddings(aclient, otel):
     asyncio.run(aclient.embeddings.create_async(model="mistral-embed", inputs="one"))
-    assert _span(otel).attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] == fake.EMBED_TOKENS_PER_INPUT
+    assert only_span(otel).attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] == fake.EMBED_TOKENS_PER_INPUT
 
 
 # ------------------------------------------------------------------------------- wrapping, double counting
