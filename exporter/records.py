@@ -71,8 +71,13 @@ def estimate_call(call: Call) -> tuple[Estimate | None, float | None]:
         if usage.images and call.operation == "image_generation":
             # Image models (gpt-image-1) also report tokens; the seed's per-image figure already covers the
             # whole generation, so tokens are priced but not counted twice for energy.
-            energy_usage = Usage(model=usage.model, provider=usage.provider, images=usage.images,
-                                 image_size=usage.image_size, image_quality=usage.image_quality)
+            energy_usage = Usage(
+                model=usage.model,
+                provider=usage.provider,
+                images=usage.images,
+                image_size=usage.image_size,
+                image_quality=usage.image_quality,
+            )
         est = estimate(energy_usage, region=call.region)
     except Exception as exc:  # an estimate must never break the caller's request
         log.debug("tailpipe: no estimate for this call (%s)", type(exc).__name__)
@@ -146,6 +151,43 @@ def span_attributes(call: Call, est: Estimate | None, cost: float | None) -> dic
     return attrs
 
 
+_compact_cache: dict[int, tuple[Mapping[str, Any], dict[str, Any]]] = {}
+_DROP = frozenset({"derivation", "label", "region_label", "method_note", "class", "name", "via"})
+
+
+def _compact(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            if k in _DROP:
+                continue
+            if k.endswith("source") and isinstance(v, Mapping):
+                out[k] = v.get("id") or v.get("title")  # the dataset (by version) holds the full citation
+            else:
+                out[k] = _compact(v)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_compact(v) for v in value]
+    return value
+
+
+def compact_factors(factors: Mapping[str, Any]) -> dict[str, Any]:
+    """The factors of an estimate as records carry them: every value, with sources as dataset ids.
+
+    Full citations (titles, URLs, derivations) live once in the bundled dataset of `dataset_version`
+    (`tailpipe models`, docs/methodology.md), not in every record. Cached per plan: the factors
+    object of an estimate is shared by every call with the same model, region and method.
+    """
+    hit = _compact_cache.get(id(factors))
+    if hit is not None and hit[0] is factors:
+        return hit[1]
+    compact = _compact(factors)
+    if len(_compact_cache) > 20_000:
+        _compact_cache.clear()
+    _compact_cache[id(factors)] = (factors, compact)
+    return compact
+
+
 def build_record(call: Call, est: Estimate | None, cost: float | None, timestamp: str) -> Record:
     i = call.info
     flags = list(dict.fromkeys([*call.flags, *(est.flags if est is not None else ())]))
@@ -185,6 +227,6 @@ def build_record(call: Call, est: Estimate | None, cost: float | None, timestamp
         carbon_gco2e_min=est.carbon_gco2e_min if est else None,
         carbon_gco2e_max=est.carbon_gco2e_max if est else None,
         cost_usd=cost,
-        factors=est.to_dict()["factors"] if est else {},
+        factors=compact_factors(est.factors) if est else {},
         flags=flags,
     )
