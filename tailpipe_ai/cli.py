@@ -422,6 +422,54 @@ def regions_cmd(
     out.print(t)
 
 
+@app.command("verify")
+def verify_cmd(
+    path: Annotated[str, typer.Argument(help="A record file, a day partition or a whole lake folder.")],
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key", envvar="TAILPIPE_API_KEY", help="Also verify with the key derived from this tenant key."
+        ),
+    ] = None,
+    allow_unsigned: Annotated[
+        bool, typer.Option("--allow-unsigned", help="Unsigned records are not a failure.")
+    ] = False,
+    max_problems: Annotated[int, typer.Option("--max-problems", help="Problems to list.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Check record signatures: reports tampered, unsigned and malformed records (exit 1 if any)."""
+    from rich.progress import Progress
+
+    from tailpipe_ai.exporter.signing import Keyring, KeyringError
+    from tailpipe_ai.lake.verify import verify_path
+
+    try:
+        ring = Keyring.from_env()
+        if api_key:
+            derived = Keyring.from_api_key(api_key)
+            ring = ring.with_verify_keys(derived) if ring is not None else derived
+    except KeyringError as exc:
+        raise _fail(str(exc)) from None
+    if ring is None:
+        err.print(
+            "no signing keys: set TAILPIPE_SIGNING_KEYS or pass --api-key; signed records will count as unknown_key",
+            highlight=False,
+        )
+    try:
+        with Progress(console=err, transient=True, disable=as_json or not err.is_terminal) as progress:
+            task = progress.add_task("verifying", total=None)
+            report = verify_path(path, ring, max_problems=max_problems, on_file=lambda *_: progress.advance(task))
+    except FileNotFoundError as exc:
+        raise _fail(str(exc)) from None
+    if report.files_checked == 0:
+        raise _fail(f"no record files under {path}")
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+    else:
+        out.print(report.summary(), highlight=False, markup=False)
+    raise typer.Exit(code=report.exit_code(allow_unsigned=allow_unsigned))
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
