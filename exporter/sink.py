@@ -1,7 +1,8 @@
 """Where records go. Every integration writes `Record`s to a `Sink`; sinks never block the caller.
 
-`JsonlSink` is the simple local writer used until the lake lands: newline-delimited JSON, one file per
-UTC day, written by a background thread from a bounded queue, flushed at exit.
+The default is the local lake (`exporter.local_lake.LocalLakeSink`: Firehose-shaped, gzip, rolled and
+atomically renamed files). `JsonlSink` is a plain alternative for debugging: newline-delimited JSON, one
+uncompressed file per UTC day, written by a background thread from a bounded queue, flushed at exit.
 """
 
 from __future__ import annotations
@@ -151,22 +152,30 @@ class JsonlSink:
         self._thread.join(timeout=5)
 
 
-def lake_path() -> Path:
-    """The local lake folder: `TAILPIPE_LAKE` (a path or file:// URL), default ./tailpipe-lake."""
-    raw = os.environ.get("TAILPIPE_LAKE") or "./tailpipe-lake"
-    if raw.startswith("file://"):
-        raw = raw[len("file://") :]
-    return Path(raw)
+def signer_from_env(api_key: str | None = None):
+    """A record signer (dict -> dict) from TAILPIPE_SIGNING_KEYS and/or a tenant API key, else None."""
+    import functools
+
+    from tailpipe_ai.exporter.signing import Keyring, sign
+
+    ring = Keyring.from_env()
+    if api_key:
+        derived = Keyring.from_api_key(api_key)
+        ring = ring.with_verify_keys(derived) if ring is not None else derived
+    return functools.partial(sign, keyring=ring) if ring is not None else None
 
 
-_default_sink: JsonlSink | None = None
+_default_sink: Sink | None = None
 _default_lock = threading.Lock()
 
 
 def default_sink() -> Sink:
-    """One JsonlSink per process under the local lake (records/), created on first use."""
+    """The process-wide sink: the local lake (`TAILPIPE_LAKE`, default ./tailpipe-lake), records signed
+    when TAILPIPE_SIGNING_KEYS or TAILPIPE_API_KEY is set. Created on first use."""
     global _default_sink
     with _default_lock:
         if _default_sink is None:
-            _default_sink = JsonlSink(lake_path() / "records")
+            from tailpipe_ai.exporter.local_lake import LocalLakeSink
+
+            _default_sink = LocalLakeSink(signer=signer_from_env(os.environ.get("TAILPIPE_API_KEY") or None))
         return _default_sink

@@ -7,7 +7,6 @@ import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import ContextDecorator, contextmanager
-from pathlib import Path
 from typing import Any, TypeVar
 
 log = logging.getLogger("tailpipe_ai")
@@ -67,12 +66,14 @@ class TailpipeAI:
         sink: Any = None,
         environment: Mapping[str, str] | None = None,
     ) -> None:
-        from tailpipe_ai.exporter.sink import JsonlSink, default_sink
+        from tailpipe_ai.exporter.local_lake import LocalLakeSink
+        from tailpipe_ai.exporter.sink import default_sink, signer_from_env
         from tailpipe_ai.instrumentation._telemetry import Telemetry
 
         self._api_key = api_key or os.environ.get("TAILPIPE_API_KEY") or None
         if sink is None:
-            sink = JsonlSink(Path(lake) / "records") if lake is not None else default_sink()
+            # Records are signed with keys from TAILPIPE_SIGNING_KEYS and/or derived from the api_key.
+            sink = LocalLakeSink(lake, signer=signer_from_env(self._api_key)) if lake is not None else default_sink()
         self.sink = sink
         self.telemetry = Telemetry(
             tracer_provider=tracer_provider,

@@ -3,7 +3,6 @@ import in the app."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -33,8 +32,13 @@ def env(fake_server, tmp_path):
 
 
 def _records(lake: Path) -> list[dict]:
-    files = sorted((lake / "records").glob("records-*.jsonl"))
-    return [json.loads(line) for f in files for line in f.read_text().splitlines()]
+    from tailpipe_ai.lake.reader import ReadStats, iter_records
+
+    stats = ReadStats()
+    files = sorted(p for p in (lake / "ai-telemetry-raw").rglob("*.gz") if not p.name.startswith("."))
+    records = list(iter_records(files, stats=stats, validate=True))
+    assert stats.total_skipped == 0, stats.summary()
+    return records
 
 
 def test_openai_wrap_example(env, tmp_path):
