@@ -1,6 +1,6 @@
 """Auto-instrumentation from code (what `opentelemetry-instrument` does), with spans printed.
 
-    python examples/auto_instrument.py
+python examples/auto_instrument.py
 """
 
 from opentelemetry import trace
