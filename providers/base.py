@@ -15,9 +15,15 @@ def get(obj: Any, name: str, default: Any = None) -> Any:
     if isinstance(obj, dict):
         value = obj.get(name, default)
     else:
-        value = getattr(obj, name, _MISSING)
-        if value is _MISSING:
-            return default
+        # SDK models (pydantic) keep their fields in __dict__; a plain getattr of a missing name makes
+        # pydantic raise and catch an AttributeError, which costs microseconds on every stream chunk.
+        fields_ = getattr(obj, "__dict__", None)
+        if fields_ is not None and name in fields_:
+            value = fields_[name]
+        else:
+            value = getattr(obj, name, _MISSING)
+            if value is _MISSING:
+                return default
     return default if value is None else value
 
 
@@ -56,11 +62,14 @@ class CallInfo:
 
     def update(self, other: CallInfo) -> None:
         """Take every field `other` knows (later stream events override earlier ones)."""
-        for f in fields(self):
-            value = getattr(other, f.name)
+        for name in _FIELD_NAMES:
+            value = getattr(other, name)
             if value is not None and value != ():
-                setattr(self, f.name, value)
+                setattr(self, name, value)
 
     @property
     def has_usage(self) -> bool:
         return self.input_tokens is not None or self.output_tokens is not None or self.total_tokens is not None
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(CallInfo))
