@@ -422,6 +422,77 @@ def regions_cmd(
     out.print(t)
 
 
+@app.command("compact")
+def compact_cmd(
+    date_: Annotated[str, typer.Option("--date", help="The UTC day to compact, YYYY-MM-DD.")],
+    lake: Annotated[str | None, typer.Option(help="Lake folder (default TAILPIPE_LAKE or ./tailpipe-lake).")] = None,
+    verify: Annotated[bool, typer.Option("--verify", help="Keep only records with a valid signature.")] = False,
+) -> None:
+    """Compact a day's raw records into ai-telemetry/telemetry-YYYYMMDD.jsonl.gz (deduplicated, atomic)."""
+    import datetime as _dt
+
+    from tailpipe_ai.lake.compact import CompactError, compact_day
+    from tailpipe_ai.lake.layout import default_lake
+
+    try:
+        day = _dt.date.fromisoformat(date_)
+    except ValueError:
+        raise _fail(f"--date must be YYYY-MM-DD, got {date_!r}") from None
+    verifier = None
+    if verify:
+        from tailpipe_ai.exporter.signing import Keyring, KeyringError
+        from tailpipe_ai.exporter.signing import verify as verify_record
+
+        try:
+            ring = Keyring.from_env()
+        except KeyringError as exc:
+            raise _fail(str(exc)) from None
+        if ring is None:
+            raise _fail("--verify needs keys: set TAILPIPE_SIGNING_KEYS")
+        verifier = lambda record: verify_record(record, ring).value  # noqa: E731
+    try:
+        result = compact_day(lake or default_lake(), day, verify=verifier, progress=err.is_terminal)
+    except (CompactError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    out.print(result.summary(), highlight=False, markup=False)
+
+
+@app.command("report")
+def report_cmd(
+    lake: Annotated[str | None, typer.Option(help="Lake folder (default TAILPIPE_LAKE or ./tailpipe-lake).")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="First UTC day, YYYY-MM-DD (inclusive).")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last UTC day, YYYY-MM-DD (inclusive).")] = None,
+    by: Annotated[
+        str,
+        typer.Option(
+            help="Group by: model, provider, day, month, integration, region, operation, "
+            "or an attribution tag (team, project, ...), comma-separated."
+        ),
+    ] = "model",
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+) -> None:
+    """Requests, tokens, kWh, kgCO2e and cost per group, from the compacted and not-yet-compacted records."""
+    from tailpipe_ai.lake.layout import default_lake
+    from tailpipe_ai.lake.report import ReportError, format_report, report
+
+    if fmt not in ("table", "csv", "json"):
+        raise _fail(f"--format must be table, csv or json, got {fmt!r}")
+    try:
+        rows = report(
+            lake or default_lake(),
+            start=start,
+            end=end,
+            by=by,
+            on_problem=lambda message: err.print(message, markup=False, highlight=False),
+        )
+    except ReportError as exc:
+        raise _fail(str(exc)) from None
+    if not rows:
+        err.print(f"no records in {lake or default_lake()} for that period", highlight=False)
+        return
+    sys.stdout.write(format_report(rows, fmt) + ("" if fmt == "table" else "\n"))
+
+
 @app.command("verify")
 def verify_cmd(
     path: Annotated[str, typer.Argument(help="A record file, a day partition or a whole lake folder.")],

@@ -1,0 +1,359 @@
+"""Usage, energy, carbon and cost per group, straight from the lake with DuckDB.
+
+Why it looks like this:
+
+* A day is counted from exactly one source: its compacted file when there is one, otherwise the raw
+  partitions (de-duplicated by ``record_id``, first copy seen wins). Raw records are assigned to days by
+  their own timestamp and, as compaction does, only read from the partitions of that day and the days
+  either side, so a report gives the same totals before and after a day is compacted.
+* DuckDB reads only the columns a report needs (``read_json`` with an explicit schema), in parallel.
+* Group names are checked up front, attribute tags are passed as query parameters (never spliced into
+  SQL), and an attribute tag that no record carries is an error naming the tags that exist: a typo in
+  ``--by teem`` should not look like one big unattributed group.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from .layout import COMPACT_PREFIX, RAW_PREFIX, local_path, parse_partition
+
+__all__ = ["BUILTIN_GROUPS", "METRICS", "ReportError", "format_report", "report"]
+
+BUILTIN_GROUPS: dict[str, str] = {
+    "model": "coalesce(response_model, request_model)",
+    "provider": "provider",
+    "day": "substr(ts, 1, 10)",
+    "month": "substr(ts, 1, 7)",
+    "integration": "integration",
+    "region": "region",
+    "operation": "operation",
+}
+"""Group names that are record fields (SQL over the columns read); any other name is an attribute tag."""
+
+METRICS = ("requests", "input_tokens", "output_tokens", "kwh", "kgco2e", "cost_usd")
+FORMATS = ("table", "csv", "json")
+
+_COLUMNS = {
+    "schema": "VARCHAR",
+    "record_id": "VARCHAR",
+    "timestamp": "VARCHAR",
+    "provider": "VARCHAR",
+    "request_model": "VARCHAR",
+    "response_model": "VARCHAR",
+    "integration": "VARCHAR",
+    "region": "VARCHAR",
+    "operation": "VARCHAR",
+    "input_tokens": "BIGINT",
+    "output_tokens": "BIGINT",
+    "energy_wh": "DOUBLE",
+    "carbon_gco2e": "DOUBLE",
+    "cost_usd": "DOUBLE",
+    "attributes": "MAP(VARCHAR, VARCHAR)",
+}
+_SELECT = (
+    'record_id, "timestamp" AS ts, try_cast(substr("timestamp", 1, 10) AS DATE) AS d, provider, request_model, '
+    "response_model, integration, region, operation, input_tokens, output_tokens, energy_wh, carbon_gco2e, "
+    "cost_usd, attributes"
+)
+_OUT = (
+    "record_id, ts, d, provider, request_model, response_model, integration, region, operation, input_tokens, "
+    "output_tokens, energy_wh, carbon_gco2e, cost_usd, attributes"
+)
+_TAG_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,63}")
+_COMPACTED_RE = re.compile(r"telemetry-(\d{8})\.jsonl\.gz")
+
+
+class ReportError(ValueError):
+    """The report was asked for something it cannot do (bad --by name, bad date, no DuckDB)."""
+
+
+def report(
+    lake: str | os.PathLike[str],
+    *,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    by: Sequence[str] | str = ("model",),
+    on_problem: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """One dict per group: the ``by`` keys, then requests, input_tokens, output_tokens, kwh, kgco2e, cost_usd.
+
+    ``start``/``end`` are inclusive UTC days (``date`` or 'YYYY-MM-DD'; None means unbounded). ``by`` names
+    come from ``BUILTIN_GROUPS`` or are attribute tags (``team``, ``project``, ...); a comma-separated string
+    is accepted. ``cost_usd`` is None for a group with no priced record. Rows are sorted by the group keys.
+    ``on_problem`` receives a message for each raw file left out (not gzip); default: ignored.
+    """
+    groups = parse_by(by)
+    first, last = _day(start, "start"), _day(end, "end")
+    if first and last and first > last:
+        raise ReportError(f"the report starts ({first}) after it ends ({last}); swap --from and --to")
+    root = local_path(lake)
+    compacted = _compacted_files(root, first, last)
+    raw = _raw_files(root, first, last, set(compacted), on_problem or (lambda message: None))
+    if not compacted and not raw:
+        return []
+    duckdb = _duckdb()
+    con = duckdb.connect()
+    try:
+        sources, params = _sources(compacted, raw, first, last)
+        keys, key_params = _group_sql(groups)
+        sql = (
+            f"WITH recs AS ({sources}) SELECT {keys}"
+            "count(*) AS requests, coalesce(sum(input_tokens), 0) AS input_tokens, "
+            "coalesce(sum(output_tokens), 0) AS output_tokens, coalesce(sum(energy_wh), 0) / 1000 AS kwh, "
+            "coalesce(sum(carbon_gco2e), 0) / 1000 AS kgco2e, sum(cost_usd) AS cost_usd "
+            f"FROM recs GROUP BY ALL ORDER BY ALL NULLS LAST"
+        )
+        cursor = con.execute(sql, params + key_params)  # the keys come after the WITH clause
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        _check_tags(con, groups, rows, sources, params, (first, last))
+    finally:
+        con.close()
+    for row in rows:
+        row["requests"], row["input_tokens"], row["output_tokens"] = (
+            int(row["requests"]),
+            int(row["input_tokens"]),
+            int(row["output_tokens"]),
+        )
+    return rows
+
+
+def parse_by(by: Sequence[str] | str) -> list[str]:
+    """Validated group names (built-in names and attribute tags), in order; ReportError if one is bad."""
+    names = [n.strip() for n in by.split(",")] if isinstance(by, str) else [str(n).strip() for n in by]
+    if not names or any(not n for n in names):
+        raise ReportError(f"--by needs group names separated by commas, got {by!r}; {_by_help()}")
+    for name in names:
+        if name in METRICS or not _TAG_RE.fullmatch(name):
+            raise ReportError(f"cannot group by {name!r}: {_by_help()}")
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ReportError(f"--by names a group twice: {', '.join(duplicates)}")
+    return names
+
+
+def _by_help() -> str:
+    return (
+        f"use {', '.join(BUILTIN_GROUPS)} or an attribute tag such as team or project "
+        "(letters, digits, '_', '-' and '.', starting with a letter)"
+    )
+
+
+def _day(value: date | str | None, what: str) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            return date.fromisoformat(value)
+    except ValueError:
+        pass
+    raise ReportError(f"the report {what} {value!r} is not a date: use YYYY-MM-DD (UTC day, inclusive)")
+
+
+def _duckdb() -> Any:
+    try:
+        import duckdb
+    except ImportError as exc:
+        raise ReportError("tailpipe report needs DuckDB: pip install duckdb (see the project's lake extra)") from exc
+    return duckdb
+
+
+# ---------------------------------------------------------------------------------------------------------
+# which files: compacted days first, raw partitions only for days not compacted
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _in_range(d: date, first: date | None, last: date | None) -> bool:
+    return (first is None or d >= first) and (last is None or d <= last)
+
+
+def _compacted_files(root: Path, first: date | None, last: date | None) -> dict[date, Path]:
+    """Compacted day files in range, by day (hidden temporary files never match the name)."""
+    out: dict[date, Path] = {}
+    folder = root / COMPACT_PREFIX
+    if folder.is_dir():
+        for path in folder.iterdir():
+            m = _COMPACTED_RE.fullmatch(path.name)
+            if not m:
+                continue
+            try:
+                d = date(int(m[1][:4]), int(m[1][4:6]), int(m[1][6:]))
+            except ValueError:
+                continue
+            if _in_range(d, first, last) and path.is_file():
+                out[d] = path
+    return dict(sorted(out.items()))
+
+
+def _raw_files(
+    root: Path, first: date | None, last: date | None, compacted: set[date], on_problem: Callable[[str], None]
+) -> list[tuple[Path, date]]:
+    """(file, partition day) for raw partitions that may hold records of an uncompacted day in range.
+
+    A partition P may hold records of days P-1..P+1 (the window compaction reads), so it is needed when one
+    of those days is in range and not compacted. Files that are not gzip are left out with a message,
+    since one would stop DuckDB.
+    """
+    one = timedelta(days=1)
+    out: list[tuple[Path, date]] = []
+    base = root / RAW_PREFIX
+    if not base.is_dir():
+        return out
+    for folder in sorted(base.glob("year=*/month=*/day=*")):
+        p = parse_partition(folder.relative_to(root).as_posix())
+        if p is None or not folder.is_dir():
+            continue
+        if not any(_in_range(d, first, last) and d not in compacted for d in (p - one, p, p + one)):
+            continue
+        for path in sorted(folder.iterdir()):
+            if not path.name.endswith(".gz") or path.name.startswith(".") or not path.is_file():
+                continue
+            if _is_gzip(path):
+                out.append((path, p))
+            else:
+                on_problem(f"{path}: not a gzip file; left out of the report")
+    return out
+
+
+def _is_gzip(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(2) == b"\x1f\x8b"
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------------------------------------------------
+# SQL
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _sources(
+    compacted: dict[date, Path], raw: list[tuple[Path, date]], first: date | None, last: date | None
+) -> tuple[str, list[Any]]:
+    """SQL yielding one row per record (the columns of _OUT) and its parameters."""
+    read = f"read_json(?, format='newline_delimited', columns={_sql_struct(_COLUMNS)}, hive_partitioning=false, "
+    in_range = "(?::DATE IS NULL OR d >= ?::DATE) AND (?::DATE IS NULL OR d <= ?::DATE)"
+    range_params = [first, first, last, last]
+    parts: list[str] = []
+    params: list[Any] = []
+    if compacted:
+        parts.append(f"SELECT {_OUT} FROM (SELECT {_SELECT} FROM {read}ignore_errors=true)) WHERE {in_range}")
+        params += [[str(p) for p in compacted.values()], *range_params]
+    if raw:
+        # Valid-looking records of uncompacted days, read from a partition within a day of the record's own
+        # day (the window compaction reads), first copy of each record_id in file order.
+        files = "(SELECT unnest(?::VARCHAR[]) AS filename, unnest(?::DATE[]) AS pday, unnest(?::INTEGER[]) AS file_no)"
+        parts.append(
+            f'SELECT {_OUT} FROM (SELECT {_SELECT}, "schema", file_no, pday FROM {read}ignore_errors=true, '
+            f"filename=true) JOIN {files} USING (filename)) "
+            "WHERE \"schema\" = 'tailpipe.record/1' AND record_id IS NOT NULL AND d IS NOT NULL "
+            f"AND abs(d - pday) <= 1 AND NOT list_contains(?::DATE[], d) AND {in_range} "
+            "QUALIFY row_number() OVER (PARTITION BY record_id ORDER BY file_no) = 1"
+        )
+        names = [str(p) for p, _ in raw]
+        params += [names, names, [d for _, d in raw], list(range(len(raw))), list(compacted), *range_params]
+    return " UNION ALL ".join(parts), params
+
+
+def _sql_struct(columns: dict[str, str]) -> str:
+    return "{" + ", ".join(f"'{name}': '{kind}'" for name, kind in columns.items()) + "}"
+
+
+def _group_sql(groups: list[str]) -> tuple[str, list[Any]]:
+    """The SELECT list of group keys (with trailing comma) and the parameters of attribute-tag keys."""
+    parts, params = [], []
+    for name in groups:
+        if name in BUILTIN_GROUPS:
+            parts.append(f'{BUILTIN_GROUPS[name]} AS "{name}"')
+        else:
+            parts.append(f'attributes[?] AS "{name}"')
+            params.append(name)
+    return "".join(p + ", " for p in parts), params
+
+
+def _check_tags(
+    con: Any, groups: list[str], rows: list[dict[str, Any]], sources: str, params: list[Any], span: tuple[Any, Any]
+) -> None:
+    """An attribute tag that no record in range carries is almost always a typo: say so, with the real tags."""
+    missing = [g for g in groups if g not in BUILTIN_GROUPS and rows and all(r[g] is None for r in rows)]
+    if not missing:
+        return
+    found = con.execute(
+        f"WITH recs AS ({sources}) SELECT DISTINCT unnest(map_keys(attributes)) AS k FROM recs ORDER BY k", params
+    ).fetchall()
+    tags = ", ".join(k for (k,) in found) or "none"
+    first, last = span
+    names = ", ".join(map(repr, missing))
+    raise ReportError(
+        f"no record from {first or 'the start'} to {last or 'the end'} has the attribute tag {names}; "
+        f"tags present: {tags}; built-in groups: {', '.join(BUILTIN_GROUPS)}"
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# output
+# ---------------------------------------------------------------------------------------------------------
+
+
+def format_report(rows: Iterable[dict[str, Any]], fmt: str = "table") -> str:
+    """Render report rows as 'table' (rich, with a total line), 'csv' (header + rows) or 'json' (a list)."""
+    rows = list(rows)
+    if fmt == "json":
+        return json.dumps(rows, indent=2)
+    if fmt == "csv":
+        out = io.StringIO()
+        if rows:
+            writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+        return out.getvalue()
+    if fmt == "table":
+        return _table(rows)
+    raise ReportError(f"unknown report format {fmt!r}: use one of {', '.join(FORMATS)}")
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    if not rows:
+        return "no records in the lake for this range\n"
+    keys = [k for k in rows[0] if k not in METRICS]
+    table = Table(show_footer=len(rows) > 1, header_style="bold")
+    totals = {m: _total(rows, m) for m in METRICS}
+    for i, key in enumerate(keys):
+        table.add_column(key, footer="total" if i == 0 else "")
+    for metric in METRICS:
+        table.add_column(metric, justify="right", footer=_cell(metric, totals[metric]))
+    for row in rows:
+        table.add_row(*[_cell(k, row[k]) for k in keys], *[_cell(m, row[m]) for m in METRICS])
+    console = Console(file=io.StringIO(), width=max(80, 16 * (len(keys) + len(METRICS))), color_system=None)
+    console.print(table)
+    return console.file.getvalue()
+
+
+def _total(rows: list[dict[str, Any]], metric: str) -> Any:
+    values = [r[metric] for r in rows if r[metric] is not None]
+    return sum(values) if values else None
+
+
+def _cell(name: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if name in ("requests", "input_tokens", "output_tokens"):
+        return f"{value:,}"
+    if name == "cost_usd":
+        return f"{value:,.2f}"
+    if name in ("kwh", "kgco2e"):
+        return f"{value:,.3f}" if value == 0 or abs(value) >= 0.001 else f"{value:.2e}"
+    return str(value)
