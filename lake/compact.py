@@ -9,9 +9,11 @@ Why it looks like this:
   order, lines in file order).
 * Memory must stay bounded however large the day is, so accepted records are spilled to hash buckets on
   disk (all copies of a ``record_id`` land in the same bucket), each bucket is de-duplicated and sorted on
-  its own, and the sorted buckets are merged into the output. Peak memory is about one bucket.
-* Parsing and validating JSON is most of the cost, so raw files are scanned by worker processes (Linux,
-  fork) and the output is compressed as independent gzip members on threads (zlib releases the GIL).
+  its own, and the sorted buckets are merged into the output. Peak memory is about one bucket per process.
+* Parsing and validating JSON is most of the cost, so lines that visibly belong to another day are dropped
+  before parsing, raw files are scanned and buckets sorted by worker processes (Linux, fork), and the
+  output is compressed as independent gzip members on threads (zlib releases the GIL).
+* Problem messages name the file, line and field, never a value: a malformed record could carry anything.
 * The output is sorted by (timestamp, record_id), cut into members at fixed points and written with a fixed
   gzip header, so two runs over the same input give byte-identical files. Each accepted line is written
   exactly as it was read, so signatures and unknown fields survive untouched.
@@ -240,8 +242,8 @@ def _raw_files(root: Path, day: date) -> list[Path]:
 
 def _iter_day_records(
     paths: Iterable[Path], result: CompactResult, skip: Callable[[bytes], bool] | None = None
-) -> Iterator[tuple[bytes, dict[str, Any]]]:
-    """Yield (line, parsed JSON object) for every good line of the gzip JSONL files, in order.
+) -> Iterator[tuple[Path, int, bytes, dict[str, Any]]]:
+    """Yield (path, line number, line, parsed JSON object) for every good line of gzip JSONL files, in order.
 
     This is the seam for ``lake.reader``: problems go to ``result`` (counts and messages) instead of being
     raised. A corrupt gzip stream keeps the lines decoded before the damage; a truncated file keeps its
@@ -263,7 +265,7 @@ def _iter_day_records(
                 result.bad_lines += 1
                 result.note(f"{path} line {line_no}: a JSON {type(value).__name__}, not an object; skipped")
                 continue
-            yield line, value
+            yield path, line_no, line, value
 
 
 def _refuse_constant(name: str) -> Any:
@@ -419,7 +421,7 @@ def _other_day_skipper(day: date, result: CompactResult) -> Callable[[bytes], bo
 
 
 def _day_entries(
-    pairs: Iterable[tuple[bytes, dict[str, Any]]],
+    pairs: Iterable[tuple[Path, int, bytes, dict[str, Any]]],
     day: date,
     verify: Verifier | None,
     result: CompactResult,
@@ -433,12 +435,14 @@ def _day_entries(
     rejected: Counter[str] = Counter(result.rejected)
     day_text = day.isoformat()
     rank = 0
-    for line, value in pairs:
+    for path, line_no, line, value in pairs:
         try:
             check_record(value)
         except RecordError as exc:
             result.bad_records += 1
-            result.note(f"record {str(value.get('record_id'))[:40]!r}: fails the schema ({exc}); skipped")
+            # Name the field, never the value: a malformed record could carry anything (privacy invariant).
+            what = f"field {exc.field!r}" if exc.field else "not a record"
+            result.note(f"{path} line {line_no}: fails the {SCHEMA} schema ({what}); skipped")
             continue
         stamp = value["timestamp"]
         if stamp[:10] != day_text:  # check_record allows only UTC timestamps, so this is the UTC day

@@ -96,6 +96,8 @@ def report(
     if first and last and first > last:
         raise ReportError(f"the report starts ({first}) after it ends ({last}); swap --from and --to")
     root = local_path(lake)
+    if not root.is_dir():
+        raise ReportError(f"no lake at {root}: pass --lake (or set TAILPIPE_LAKE) to the folder holding {RAW_PREFIX}/")
     compacted = _compacted_files(root, first, last)
     raw = _raw_files(root, first, last, set(compacted), on_problem or (lambda message: None))
     if not compacted and not raw:

@@ -208,6 +208,8 @@ def test_bad_dates_are_clear_errors(lake) -> None:
 
 
 def test_empty_lake_and_unreadable_raw_files(tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match=r"no lake at .*missing: pass --lake"):
+        report(tmp_path / "missing")
     assert report(tmp_path) == []
     assert "no records" in format_report([], "table")
     rec = make_records(1)[0]
