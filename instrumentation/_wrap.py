@@ -126,3 +126,22 @@ def async_wrapper(
         return _complete(spec, handle, result, parse, parse_chunk, is_async=True)
 
     return wrapper
+
+
+class MethodPatches:
+    """What an instrumentor patched, so that `_uninstrument` undoes exactly that and nothing else."""
+
+    def __init__(self) -> None:
+        self._patched: list[tuple[Any, str]] = []
+
+    def wrap(self, owner: Any, name: str, wrapper: Callable) -> None:
+        import wrapt
+
+        wrapt.wrap_function_wrapper(owner, name, wrapper)
+        self._patched.append((owner, name))
+
+    def undo(self) -> None:
+        from opentelemetry.instrumentation.utils import unwrap
+
+        while self._patched:
+            unwrap(*self._patched.pop())

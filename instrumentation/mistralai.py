@@ -22,14 +22,13 @@ from urllib.parse import urlsplit
 
 import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
-from opentelemetry.instrumentation.utils import unwrap
 
 from tailpipe_ai.providers import CallInfo, get
 from tailpipe_ai.providers import mistralai as mp
 from tailpipe_ai.semconv import attributes as sc
 
 from ._telemetry import Telemetry, default_telemetry, telemetry_from_kwargs
-from ._wrap import CallSpec, async_wrapper, sync_wrapper
+from ._wrap import CallSpec, MethodPatches, async_wrapper, sync_wrapper
 
 _instruments = ("mistralai >= 1.0.0, < 4",)
 
@@ -159,16 +158,15 @@ class MistralAIInstrumentor(BaseInstrumentor):
 
     def _instrument(self, **kwargs: Any) -> None:
         get_telemetry = telemetry_from_kwargs(kwargs)
-        self._wrapped: list[tuple[type, str]] = []
+        self._patches = MethodPatches()
         for cls, operation, methods in _classes():
             for name, is_async, stream in _methods(cls, methods):
-                wrapt.wrap_function_wrapper(cls, name, _wrapper(operation, is_async, stream, get_telemetry))
-                self._wrapped.append((cls, name))
+                self._patches.wrap(cls, name, _wrapper(operation, is_async, stream, get_telemetry))
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        for cls, name in getattr(self, "_wrapped", ()):
-            unwrap(cls, name)
-        self._wrapped = []
+        patches = getattr(self, "_patches", None)
+        if patches is not None:
+            patches.undo()
 
 
 def wrap_client(client: Any, telemetry: Telemetry | None = None) -> Any:
