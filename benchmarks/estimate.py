@@ -67,11 +67,33 @@ BEDROCK_VENDOR = {
 # Made-up vendors and words for unknown ids and for ids sized only by a parameter count. They avoid
 # every family rule's words (mini, flash, nano, claude, gpt-, ...) so they really are unknown.
 VENDORS = ("contoso", "fabrikam", "northwind", "tailspin", "wingtip", "adatum", "litware", "proseware")
-WORDS = ("atlas", "borealis", "cobalt", "dune", "ember", "fjord", "granite", "harbor", "indigo", "juniper",
-         "kestrel", "lumen", "meridian", "nimbus", "obsidian", "prairie", "quartz", "ripple", "sierra",
-         "tundra", "umber", "vesper", "willow", "zenith")
-PARAMS = ("0.5b", "1.5b", "3b", "7b", "8b", "13b", "14b", "32b", "34b", "70b", "72b", "110b", "405b",
-          "8x7b", "8x22b")
+WORDS = (
+    "atlas",
+    "borealis",
+    "cobalt",
+    "dune",
+    "ember",
+    "fjord",
+    "granite",
+    "harbor",
+    "indigo",
+    "juniper",
+    "kestrel",
+    "lumen",
+    "meridian",
+    "nimbus",
+    "obsidian",
+    "prairie",
+    "quartz",
+    "ripple",
+    "sierra",
+    "tundra",
+    "umber",
+    "vesper",
+    "willow",
+    "zenith",
+)
+PARAMS = ("0.5b", "1.5b", "3b", "7b", "8b", "13b", "14b", "32b", "34b", "70b", "72b", "110b", "405b", "8x7b", "8x22b")
 
 
 # ------------------------------------------------------------------ the mix
@@ -138,9 +160,12 @@ def _usage_kwargs(rng: random.Random, model: str) -> tuple[dict[str, Any], str]:
     if r < 0.85:
         return {"model": model, "total_tokens": int(10 ** rng.uniform(2, 5))}, "total"
     if r < 0.95:
-        kw: dict[str, Any] = {"model": model, "images": rng.randint(1, 4),
-                              "image_size": rng.choice(("1024x1024", "1792x1024", "512x512")),
-                              "image_quality": rng.choice(("standard", "hd", None))}
+        kw: dict[str, Any] = {
+            "model": model,
+            "images": rng.randint(1, 4),
+            "image_size": rng.choice(("1024x1024", "1792x1024", "512x512")),
+            "image_quality": rng.choice(("standard", "hd", None)),
+        }
         if rng.random() < 0.5:
             kw.update(input_tokens=rng.randint(20, 400), output_tokens=0)
         return kw, "images"
@@ -155,8 +180,9 @@ def build_mix(seed: int) -> list[dict[str, Any]]:
         kw, usage_kind = _usage_kwargs(rng, mid)
         m = rng.random()
         method = None if m < 0.8 else ("flat" if m < 0.9 else "shape")
-        calls.append({"kwargs": kw, "region": rng.choice(REGIONS), "method": method,
-                      "category": category, "usage": usage_kind})
+        calls.append(
+            {"kwargs": kw, "region": rng.choice(REGIONS), "method": method, "category": category, "usage": usage_kind}
+        )
     return calls
 
 
@@ -339,8 +365,9 @@ def _run_plain(plain: Callable[..., float], calls: list[tuple[str, int, str | No
     return time.perf_counter() - t0
 
 
-def measure_warm(mix: list[dict[str, Any]], calls: list[tuple[Usage, str | None, str | None]],
-                 n: int) -> dict[str, Any]:
+def measure_warm(
+    mix: list[dict[str, Any]], calls: list[tuple[Usage, str | None, str | None]], n: int
+) -> dict[str, Any]:
     reps = max(1, n // len(calls))
     per_run = reps * len(calls)
     plain, plain_calls = make_plain(calls)
@@ -398,8 +425,10 @@ def report(r: dict[str, Any]) -> str:
         f"({r['machine']['implementation']}), {r['pinning']}",
         "mix: " + ", ".join(f"{k} {v}" for k, v in r["mix"]["category"].items()),
         "     resolved as " + ", ".join(f"{k} {v}" for k, v in r["mix"]["resolved_kind"].items()),
-        "     usages " + ", ".join(f"{k} {v}" for k, v in r["mix"]["usage"].items())
-        + "; regions " + ", ".join(f"{k} {v}" for k, v in r["mix"]["region"].items()),
+        "     usages "
+        + ", ".join(f"{k} {v}" for k, v in r["mix"]["usage"].items())
+        + "; regions "
+        + ", ".join(f"{k} {v}" for k, v in r["mix"]["region"].items()),
         "",
         f"cold (all caches cleared, median of {c['runs']} runs): {', '.join(r['caches_cleared_for_cold'])}",
         f"  dataset load                      {c['dataset_load_s'] * 1e3:10.1f} ms",
@@ -422,7 +451,8 @@ def report(r: dict[str, Any]) -> str:
         lines.append(f"  {name:42s} {row['per_s']:12,.0f} /s {row['ns_per_call']:9.0f} ns/call")
     ratio = r["ratios"]
     lines += [
-        "  estimate() runs: " + ", ".join(f"{t:.2f} s" for t in est["all_runs_s"])
+        "  estimate() runs: "
+        + ", ".join(f"{t:.2f} s" for t in est["all_runs_s"])
         + f" (median {statistics.median(est['all_runs_s']) / w['calls_per_run'] * 1e9:.0f} ns/call)",
         f"  warm estimate = {ratio['estimate_vs_plain']:.1f} x plain arithmetic baseline "
         f"({ratio['estimate_net_vs_plain_net']:.1f} x with the empty loop subtracted from both), "
@@ -442,8 +472,9 @@ def report(r: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--n", type=int, default=1_000_000,
-                        help="estimate() calls per timed run (default 1,000,000; best of 5 runs)")
+    parser.add_argument(
+        "--n", type=int, default=1_000_000, help="estimate() calls per timed run (default 1,000,000; best of 5 runs)"
+    )
     parser.add_argument("--seed", type=int, default=2026, help="seed of the id/usage mix (default 2026)")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
     args = parser.parse_args(argv)

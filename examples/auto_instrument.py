@@ -7,6 +7,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
 
+import tailpipe_ai
 from tailpipe_ai.instrumentation.openai import OpenAIInstrumentor
 from tailpipe_ai.processor import build_pipeline
 
@@ -19,4 +20,5 @@ from openai import OpenAI  # noqa: E402  (any import order works; shown after se
 
 client = OpenAI()
 client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Hello!"}])
+tailpipe_ai.flush()  # spans are emitted off the request path; flush before shutting the provider down by hand
 provider.shutdown()

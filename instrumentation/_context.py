@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import MappingProxyType
@@ -38,3 +39,26 @@ def enter_call() -> contextvars.Token[bool]:
 
 def exit_call(token: contextvars.Token[bool]) -> None:
     _in_call.reset(token)
+
+
+# Spans of other GenAI instrumentations that describe a call we also trace (their span wraps ours, or
+# starts inside our call): the CarbonSpanProcessor forwards them without a second carbon figure.
+_shadowed: set[int] = set()
+_shadow_lock = threading.Lock()
+_MAX_SHADOWED = 100_000
+
+
+def shadow(span_id: int) -> None:
+    with _shadow_lock:
+        if len(_shadowed) >= _MAX_SHADOWED:
+            _shadowed.clear()
+        _shadowed.add(span_id)
+
+
+def take_shadow(span_id: int) -> bool:
+    """True (once) if the span was marked as describing a call we trace."""
+    with _shadow_lock:
+        if span_id in _shadowed:
+            _shadowed.discard(span_id)
+            return True
+        return False

@@ -35,15 +35,17 @@ class _StreamState:
         self.seen = 0
 
     def observe(self, chunk: Any) -> bool:
-        """Record a chunk; True if the caller must not see it (our injected usage-only chunk)."""
+        """Record a chunk; True if the caller must not see it (our injected usage-only chunk).
+        Runs on every chunk: keep it to a few attribute reads (benchmarks/overhead.py)."""
         try:
-            if self.seen == 0:
+            if not self.seen:
                 self.handle.first_chunk()
             self.seen += 1
             parsed = self.parse(chunk)
             if parsed is not None:
                 self.info.update(parsed)
-            return bool(self.hide is not None and self.hide(chunk))
+            hide = self.hide
+            return hide is not None and hide(chunk)
         except Exception as exc:
             log_once("stream chunk", exc)
             return False

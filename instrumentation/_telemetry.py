@@ -7,8 +7,11 @@ logged once, without content, and the user's call goes on untouched.
 
 from __future__ import annotations
 
-import contextlib
+import atexit
 import logging
+import os
+import queue
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -23,7 +26,7 @@ from tailpipe_ai.providers import CallInfo
 from tailpipe_ai.semconv import attributes as sc
 from tailpipe_ai.semconv.record import rfc3339_from_unix_ns
 
-from ._context import current_tags
+from ._context import current_tags, shadow
 
 log = logging.getLogger("tailpipe_ai.instrumentation")
 _logged: set[str] = set()
@@ -125,7 +128,8 @@ class Telemetry:
             attrs[sc.SERVER_PORT] = port
         if request:
             attrs.update({k: v for k, v in request.items() if v is not None})
-        span = self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
+        parent = otel_context.get_current()
+        _shadow_foreign_parent(parent)
         tags = {**self.tags, **current_tags()}
         call = Call(
             provider=provider,
@@ -138,18 +142,91 @@ class Telemetry:
             attributes=tags,
             environment=self.environment,
         )
-        return CallHandle(self, span, call)
+        return CallHandle(self, call, name, attrs, parent)
+
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        """Wait until every finished call's span, metrics and record have been emitted."""
+        return _WORKER.flush(timeout)
+
+
+def _shadow_foreign_parent(parent: otel_context.Context) -> None:
+    """Another GenAI instrumentation's span around our call describes the same call: mark it so the
+    CarbonSpanProcessor does not give it a second carbon figure."""
+    span = trace.get_current_span(parent)
+    if not span.is_recording():
+        return
+    scope = getattr(span, "instrumentation_scope", None)
+    if scope is not None and scope.name == SCOPE:
+        return
+    attributes = getattr(span, "attributes", None) or {}
+    if any(k in attributes for k in (sc.GEN_AI_OPERATION_NAME, sc.GEN_AI_SYSTEM, sc.GEN_AI_PROVIDER_NAME)):
+        shadow(span.get_span_context().span_id)
+
+
+class _Worker:
+    """One background thread that emits finished calls: the caller's request never waits for span
+    creation, metric recording, the carbon estimate or the record (benchmarks/overhead.py)."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._cond = threading.Condition()
+        self._pending = 0
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+
+    def submit(self, task: Any) -> None:
+        with self._cond:
+            if self._thread is None or self._pid != os.getpid():  # first use, or a forked child
+                self._pid = os.getpid()
+                self._queue = queue.SimpleQueue()
+                self._pending = 0
+                self._thread = threading.Thread(target=self._run, name="tailpipe-telemetry", daemon=True)
+                self._thread.start()
+                # Registered now, after the sinks and tracer providers in use were created: atexit runs
+                # handlers last-in first-out, so pending calls are emitted before those shut down.
+                atexit.register(self.flush, 10.0)
+            self._pending += 1
+        self._queue.put(task)
+
+    def _run(self) -> None:
+        while True:
+            task = self._queue.get()
+            try:
+                task()
+            except Exception as exc:
+                log_once("emit", exc)
+            finally:
+                with self._cond:
+                    self._pending -= 1
+                    if self._pending == 0:
+                        self._cond.notify_all()
+
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self._pending == 0, timeout)
+
+
+_WORKER = _Worker()
+
+
+def flush(timeout: float | None = 10.0) -> bool:
+    """Emit every finished call now (spans, metrics, records); used at exit and by tests."""
+    return _WORKER.flush(timeout)
 
 
 class CallHandle:
-    """One in-flight call: ends its span, metrics and record exactly once."""
+    """One in-flight call: its span, metrics and record are emitted exactly once, after it ends."""
 
-    __slots__ = ("_done", "_t0", "call", "span", "telemetry")
+    __slots__ = ("_done", "_t0", "attrs", "call", "name", "parent", "telemetry")
 
-    def __init__(self, telemetry: Telemetry, span: trace.Span, call: Call) -> None:
+    def __init__(
+        self, telemetry: Telemetry, call: Call, name: str, attrs: dict[str, Any], parent: otel_context.Context
+    ) -> None:
         self.telemetry = telemetry
-        self.span = span
         self.call = call
+        self.name = name
+        self.attrs = attrs
+        self.parent = parent
         self._t0 = time.perf_counter()
         call.start_time_ns = time.time_ns()
         self._done = False
@@ -166,45 +243,49 @@ class CallHandle:
         token_accuracy: str | None = None,
         flags: tuple[str, ...] = (),
     ) -> None:
-        """End the span and emit metrics and the record; safe to call more than once (only the first counts)."""
+        """Close the call; safe to call more than once (only the first counts). The span, metrics and
+        record are emitted on the telemetry thread, off the caller's path."""
         if self._done:
             return
         self._done = True
         try:
-            self._finish(info, error, token_accuracy, flags)
+            call = self.call
+            call.latency_ms = (time.perf_counter() - self._t0) * 1000.0
+            end_ns = call.start_time_ns + int(call.latency_ms * 1e6)
+            if info is not None:
+                call.info = info
+            if token_accuracy:
+                call.token_accuracy = token_accuracy
+            call.flags = call.flags + flags
+            if error is not None:
+                call.status = "error"
+                call.error_type = type(error).__qualname__
+            elif not call.info.has_usage and call.info.images is None:
+                call.token_accuracy = "estimated"
+                call.flags = (*call.flags, "usage_missing")
+            _WORKER.submit(lambda: self._emit(end_ns))
         except Exception as exc:
             log_once("finish", exc)
-            with contextlib.suppress(Exception):
-                self.span.end()
 
-    def _finish(
-        self, info: CallInfo | None, error: BaseException | None, token_accuracy: str | None, flags: tuple[str, ...]
-    ) -> None:
+    def _emit(self, end_ns: int) -> None:
         call = self.call
-        call.latency_ms = (time.perf_counter() - self._t0) * 1000.0
-        if info is not None:
-            call.info = info
-        if token_accuracy:
-            call.token_accuracy = token_accuracy
-        call.flags = call.flags + flags
-        if error is not None:
-            call.status = "error"
-            call.error_type = type(error).__qualname__
-        elif not call.info.has_usage and call.info.images is None:
-            call.token_accuracy = "estimated"
-            call.flags = (*call.flags, "usage_missing")
-        ctx = self.span.get_span_context()
-        if ctx.is_valid:
-            call.trace_id = format(ctx.trace_id, "032x")
-            call.span_id = format(ctx.span_id, "016x")
-        est, cost = estimate_call(call)
-        span = self.span
-        if span.is_recording():
-            span.set_attributes(span_attributes(call, est, cost))
-            if error is not None:
-                span.set_attribute(sc.ERROR_TYPE, call.error_type)
-                span.set_status(Status(StatusCode.ERROR, call.error_type))
-        span.end()
+        span = self.telemetry.tracer.start_span(
+            self.name, context=self.parent, kind=SpanKind.CLIENT, attributes=self.attrs, start_time=call.start_time_ns
+        )
+        self.parent = None  # type: ignore[assignment]  # release the caller's context
+        try:
+            ctx = span.get_span_context()
+            if ctx.is_valid:
+                call.trace_id = format(ctx.trace_id, "032x")
+                call.span_id = format(ctx.span_id, "016x")
+            est, cost = estimate_call(call)
+            if span.is_recording():
+                span.set_attributes(span_attributes(call, est, cost))
+                if call.error_type is not None:
+                    span.set_attribute(sc.ERROR_TYPE, call.error_type)
+                    span.set_status(Status(StatusCode.ERROR, call.error_type))
+        finally:
+            span.end(end_time=end_ns)
         self._metrics(est)
         self.telemetry.sink.write(build_record(call, est, cost, rfc3339_from_unix_ns(call.start_time_ns)))
 

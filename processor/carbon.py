@@ -32,6 +32,20 @@ from ._spans import copy_span
 from .span_reading import call_from_attributes
 
 OUR_SCOPE = "tailpipe_ai"
+
+
+def _in_our_call() -> bool:
+    from tailpipe_ai.instrumentation._context import in_call
+
+    return in_call()
+
+
+def _take_shadow(span_id: int) -> bool:
+    from tailpipe_ai.instrumentation._context import take_shadow
+
+    return take_shadow(span_id)
+
+
 _GENAI_MARKERS = (sc.GEN_AI_OPERATION_NAME, sc.GEN_AI_PROVIDER_NAME, sc.GEN_AI_SYSTEM, "llm.request.type")
 _MAX_LIVE = 100_000
 
@@ -113,6 +127,9 @@ class CarbonSpanProcessor(SpanProcessor):
             return
         scope = span.instrumentation_scope
         ours = scope is not None and scope.name == OUR_SCOPE
+        if not ours and _in_our_call():  # a peer's span inside a call our wrapper is tracing
+            with self._lock:
+                self._shadowed.add(span.context.span_id)
         parent = trace.get_current_span(parent_context).get_span_context()
         with self._lock:
             if len(self._live) > _MAX_LIVE:
@@ -138,6 +155,8 @@ class CarbonSpanProcessor(SpanProcessor):
             self._live.pop(span_id, None)
             shadowed = span_id in self._shadowed
             self._shadowed.discard(span_id)
+        if span_id is not None and _take_shadow(span_id):
+            shadowed = True
         if shadowed:
             self._next.on_end(span)
             return

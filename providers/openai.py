@@ -105,9 +105,13 @@ def stream_parser() -> Callable[[Any], CallInfo | None]:
     """A per-stream chunk parser: `parse_chunk`, plus the running count of images in an image stream
     (each `*.completed` event is one image; partial images are previews and do not count)."""
     images = 0
+    seen = False
 
     def parse(chunk: Any) -> CallInfo | None:
-        nonlocal images
+        nonlocal images, seen
+        if seen and _nothing_new(chunk):
+            return None
+        seen = True
         info = parse_chunk(chunk)
         if info is not None and info.images:
             images += info.images
@@ -117,11 +121,32 @@ def stream_parser() -> Callable[[Any], CallInfo | None]:
     return parse
 
 
+def _nothing_new(chunk: Any) -> bool:
+    """True for a Chat Completions chunk with neither usage nor a finish reason: after the first chunk
+    (id, model) such chunks carry nothing we use, and most chunks of a stream are like that. A cheap
+    check, because it runs on every chunk."""
+    fields = chunk if isinstance(chunk, dict) else getattr(chunk, "__dict__", None)
+    if fields is None or "type" in fields or fields.get("usage") is not None:
+        return False
+    choices = fields.get("choices")
+    if not isinstance(choices, list):
+        return False
+    for choice in choices:
+        c = choice if isinstance(choice, dict) else getattr(choice, "__dict__", None)
+        if c is None or c.get("finish_reason") is not None:
+            return False
+    return True
+
+
 def is_usage_only_chunk(chunk: Any) -> bool:
     """The extra chunk `stream_options.include_usage` adds at the end of a Chat Completions/Completions
     stream: `choices` empty and `usage` set. (Azure's first chunk also has empty `choices`, but no usage.)"""
-    choices = get(chunk, "choices")
-    return isinstance(choices, (list, tuple)) and len(choices) == 0 and get(chunk, "usage") is not None
+    fields = chunk if isinstance(chunk, dict) else getattr(chunk, "__dict__", None)
+    if fields is None:
+        choices, usage = get(chunk, "choices"), get(chunk, "usage")
+    else:  # the fast path: runs on every chunk of every stream
+        choices, usage = fields.get("choices"), fields.get("usage")
+    return usage is not None and isinstance(choices, (list, tuple)) and len(choices) == 0
 
 
 def _str(value: Any) -> str | None:

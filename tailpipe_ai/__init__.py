@@ -13,6 +13,6 @@ try:
 except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0"
 
-from .client import TailpipeAI, tags
+from .client import TailpipeAI, flush, tags
 
-__all__ = ["TailpipeAI", "__version__", "tags"]
+__all__ = ["TailpipeAI", "__version__", "flush", "tags"]

@@ -116,8 +116,10 @@ class TailpipeAI:
         return _Tags(values)
 
     def flush(self, timeout: float | None = 10.0) -> bool:
-        """Write out pending records (they are written in the background)."""
-        return self.sink.flush(timeout)
+        """Emit pending spans, metrics and records, then write out the records (all done in the background)."""
+        from tailpipe_ai.instrumentation._telemetry import flush
+
+        return flush(timeout) and self.sink.flush(timeout)
 
 
 @contextmanager
@@ -127,3 +129,16 @@ def tags(**values: str) -> Iterator[None]:
 
     with _tags(**values):
         yield
+
+
+def flush(timeout: float | None = 10.0) -> bool:
+    """Emit every finished call's span, metrics and record now and write out the default lake's records.
+
+    Calls are emitted on a background thread; this runs at exit anyway. Call it before shutting down
+    your own TracerProvider or MeterProvider by hand, so the last calls are not lost.
+    """
+    from tailpipe_ai.exporter.sink import _default_sink
+    from tailpipe_ai.instrumentation._telemetry import flush as flush_calls
+
+    done = flush_calls(timeout)
+    return (_default_sink.flush(timeout) if _default_sink is not None else True) and done

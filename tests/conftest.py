@@ -21,14 +21,42 @@ def otel():
     class Otel:
         pass
 
+    from tailpipe_ai.instrumentation._telemetry import flush
+
+    class Flushing:
+        """Emission is deferred to the telemetry thread: flush before every read."""
+
+        def __init__(self, inner):
+            self._inner = inner
+
+        def __getattr__(self, name):
+            flush()
+            return getattr(self._inner, name)
+
+    class FlushingMemorySink(MemorySink):
+        def write(self, record):  # called on the telemetry thread: must not flush (it would wait on itself)
+            with self._lock:
+                self._records.append(record)
+
+        @property
+        def records(self):
+            flush()
+            return self._records
+
+        @records.setter
+        def records(self, value):
+            self._records = value
+
     o = Otel()
     o.spans = InMemorySpanExporter()
     o.tracer_provider = TracerProvider()
     o.tracer_provider.add_span_processor(SimpleSpanProcessor(o.spans))
     o.metrics = InMemoryMetricReader()
     o.meter_provider = MeterProvider(metric_readers=[o.metrics])
-    o.sink = MemorySink()
+    o.sink = FlushingMemorySink()
     o.telemetry = Telemetry(tracer_provider=o.tracer_provider, meter_provider=o.meter_provider, sink=o.sink)
+    o.spans = Flushing(o.spans)
+    o.metrics = Flushing(o.metrics)
 
     def metric_points(name):
         data = o.metrics.get_metrics_data()
@@ -42,6 +70,7 @@ def otel():
 
     o.metric_points = metric_points
     yield o
+    flush()
     o.tracer_provider.shutdown()
     o.meter_provider.shutdown()
 
