@@ -41,7 +41,9 @@ ParseChunkFactory = Callable[[CallSpec], ChunkParser]
 GetTelemetry = Callable[[], "Telemetry | None"]
 
 
-def _begin(get_telemetry: GetTelemetry, describe: Describe, instance: Any, args: tuple, kwargs: dict):
+def begin_call(get_telemetry: GetTelemetry, describe: Describe, instance: Any, args: tuple, kwargs: dict):
+    """(spec, handle) for a call we trace, or (None, None) to pass it through untouched. Public for
+    instrumentors that start a call themselves (stream helpers that send on __enter__)."""
     if in_call() or suppressed():
         return None, None
     telemetry = get_telemetry()
@@ -67,9 +69,6 @@ def _begin(get_telemetry: GetTelemetry, describe: Describe, instance: Any, args:
         return None, None
 
 
-begin_call = _begin  # public name for instrumentors that start a call themselves (stream helpers)
-
-
 def _complete(
     spec: CallSpec, handle, result: Any, parse: ParseResponse, parse_chunk: ParseChunkFactory | None, is_async: bool
 ) -> Any:
@@ -90,7 +89,7 @@ def sync_wrapper(
     """A wrapt wrapper for a synchronous SDK method."""
 
     def wrapper(wrapped, instance, args, kwargs):
-        spec, handle = _begin(get_telemetry, describe, instance, args, kwargs)
+        spec, handle = begin_call(get_telemetry, describe, instance, args, kwargs)
         if handle is None:
             return wrapped(*args, **kwargs)
         token = enter_call()
@@ -112,7 +111,7 @@ def async_wrapper(
     """A wrapt wrapper for an `async def` SDK method (the coroutine is awaited inside)."""
 
     async def wrapper(wrapped, instance, args, kwargs):
-        spec, handle = _begin(get_telemetry, describe, instance, args, kwargs)
+        spec, handle = begin_call(get_telemetry, describe, instance, args, kwargs)
         if handle is None:
             return await wrapped(*args, **kwargs)
         token = enter_call()
