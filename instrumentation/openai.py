@@ -1,6 +1,7 @@
 """OpenAI SDK instrumentation: Chat Completions (create, parse, and the `.stream()` helper), Responses
-(create, parse, and `.stream()`), legacy Completions, Embeddings and Images (generate, edit,
-create_variation), sync and async, for `OpenAI`, `AzureOpenAI` and OpenAI-compatible endpoints.
+(create, parse, and `.stream()`), legacy Completions, Embeddings, Images (generate, edit,
+create_variation) and Videos (create, remix, edit, extend; `create_and_poll` goes through `create`),
+sync and async, for `OpenAI`, `AzureOpenAI` and OpenAI-compatible endpoints.
 
 What is wrapped and why:
 - `create`/`parse`/`generate`/... on the resource classes (or, with `wrap_client`, on one client's
@@ -18,12 +19,15 @@ What is wrapped and why:
   servers and old Azure API versions do), the request is sent again without it and that endpoint is not
   asked again. No injection in raw-response modes (the caller asked for the bytes as sent) or when the
   caller set `include_usage` itself (then nothing is hidden either); such streams are flagged estimated.
+- Videos are asynchronous jobs: the call that creates one is counted, for the clip length and size the
+  returned `Video` reports (for `extend`, the requested extension length), since the seed counts energy per
+  second of video generated. Polling (`retrieve`, `poll`) and downloads are not model calls.
 - `ChatCompletionStream.close()`/`ResponseStream.close()` (used by the `.stream()` helpers) close the
   HTTP response directly, bypassing the stream they wrap; a class-level hook (installed by both
   `instrument()` and `wrap_client`, acting only on streams we traced) ends our span there too.
 
 Not covered: `responses.retrieve(stream=True)` (resuming a response already counted), `responses.compact`,
-audio, video, realtime, batches, fine-tuning.
+audio (speech, transcription), realtime, batches, fine-tuning; video characters.
 
 Nothing here reads prompts, messages, tool payloads or output text: only model names, ids, numeric
 request parameters, usage, status and timing.
@@ -147,14 +151,25 @@ class _Kind:
     output: Callable[[Mapping[str, Any]], str]
     injects: bool = False  # streams need stream_options.include_usage to carry usage
     deployment_endpoint: bool = True  # Azure routes it to /deployments/{deployment}
-    images: bool = False
+    media: str | None = None  # _IMAGE, _VIDEO or _VIDEO_EXTENSION: how to read the result
 
 
 _CHAT = _Kind(sc.OPERATION_CHAT, _chat_request, _chat_output, injects=True)
 _RESPONSES = _Kind(sc.OPERATION_CHAT, _responses_request, _responses_output, deployment_endpoint=False)
 _COMPLETION = _Kind(sc.OPERATION_TEXT_COMPLETION, _completion_request, lambda _: sc.OUTPUT_TYPE_TEXT, injects=True)
 _EMBEDDINGS = _Kind(sc.OPERATION_EMBEDDINGS, _embeddings_request, lambda _: sc.OUTPUT_TYPE_EMBEDDING)
-_IMAGES = _Kind(sc.OPERATION_IMAGE_GENERATION, _no_request, lambda _: sc.OUTPUT_TYPE_IMAGE, images=True)
+_IMAGE, _VIDEO, _VIDEO_EXTENSION = "image", "video", "video_extension"
+_IMAGES = _Kind(sc.OPERATION_IMAGE_GENERATION, _no_request, lambda _: sc.OUTPUT_TYPE_IMAGE, media=_IMAGE)
+_VIDEOS = _Kind(
+    sc.OPERATION_VIDEO_GENERATION, _no_request, lambda _: sc.OUTPUT_TYPE_VIDEO, deployment_endpoint=False, media=_VIDEO
+)
+_VIDEO_EXTENSIONS = _Kind(
+    sc.OPERATION_VIDEO_GENERATION,
+    _no_request,
+    lambda _: sc.OUTPUT_TYPE_VIDEO,
+    deployment_endpoint=False,
+    media=_VIDEO_EXTENSION,
+)
 
 # (module, classes, kind, methods); the first importable module of a row wins (the chat module moved).
 _CLASS_TARGETS: tuple[tuple[tuple[str, ...], tuple[str, str], _Kind, tuple[str, ...]], ...] = (
@@ -168,6 +183,8 @@ _CLASS_TARGETS: tuple[tuple[tuple[str, ...], tuple[str, str], _Kind, tuple[str, 
     (("openai.resources.completions",), ("Completions", "AsyncCompletions"), _COMPLETION, ("create",)),
     (("openai.resources.embeddings",), ("Embeddings", "AsyncEmbeddings"), _EMBEDDINGS, ("create",)),
     (("openai.resources.images",), ("Images", "AsyncImages"), _IMAGES, ("generate", "edit", "create_variation")),
+    (("openai.resources.videos",), ("Videos", "AsyncVideos"), _VIDEOS, ("create", "remix", "edit")),
+    (("openai.resources.videos",), ("Videos", "AsyncVideos"), _VIDEO_EXTENSIONS, ("extend",)),
 )
 
 # The same resources as reached from a client instance, for wrap_client.
@@ -177,6 +194,8 @@ _CLIENT_RESOURCES: tuple[tuple[str, _Kind, tuple[str, ...]], ...] = (
     ("completions", _COMPLETION, ("create",)),
     ("embeddings", _EMBEDDINGS, ("create",)),
     ("images", _IMAGES, ("generate", "edit", "create_variation")),
+    ("videos", _VIDEOS, ("create", "remix", "edit")),
+    ("videos", _VIDEO_EXTENSIONS, ("extend",)),
 )
 
 
@@ -373,8 +392,11 @@ def _describer(kind: _Kind, inject: bool) -> Callable[[Any, tuple, dict], CallSp
             output_type=kind.output(kwargs),
             region=target.region,
         )
-        if kind.images:
-            spec.context = _image_request(kwargs, model)
+        if kind.media == _IMAGE:
+            spec.context = (_IMAGE, *_image_request(kwargs, model))
+        elif kind.media is not None:  # videos: requested length and size
+            size = _given(kwargs.get("size"))
+            spec.context = (kind.media, _given(kwargs.get("seconds")), size if isinstance(size, str) else None)
         if (
             stream
             and inject
@@ -389,9 +411,14 @@ def _describer(kind: _Kind, inject: bool) -> Callable[[Any, tuple, dict], CallSp
 
 
 def _parse(result: Any, spec: CallSpec) -> Any:
-    if spec.context is not None:  # images: requested size/quality as fallback
-        return openai_parser.parse_images(result, *spec.context)
-    return openai_parser.parse_response(result)
+    if spec.context is None:
+        return openai_parser.parse_response(result)
+    media, first, second = spec.context  # the requested values serve as fallbacks
+    if media == _IMAGE:
+        return openai_parser.parse_images(result, first, second)
+    if media == _VIDEO_EXTENSION:
+        return openai_parser.parse_video(result, size=second, generated_seconds=first)
+    return openai_parser.parse_video(result, first, second)
 
 
 def _chunk_parser(spec: CallSpec) -> Callable[[Any], Any]:

@@ -80,6 +80,44 @@ def parse_images(obj: Any, size: str | None = None, quality: str | None = None) 
     return info
 
 
+def parse_video(
+    obj: Any, seconds: Any = None, size: str | None = None, *, generated_seconds: Any = None
+) -> CallInfo:
+    """videos.create/remix/edit/extend: the job's model, id, status, clip length and size, read from the
+    `Video` object the call returns (the requested `seconds`/`size` when it does not say).
+
+    Energy is counted when the job is accepted, as the seed counts per second of video generated; a job
+    that has already failed generated nothing. `generated_seconds` is what videos.extend adds, since its
+    response describes the whole extended clip."""
+    status = _str(get(obj, "status"))
+    info = CallInfo(response_model=_str(get(obj, "model")), response_id=_str(get(obj, "id")))
+    info.finish_reasons = (status,) if status else ()
+    if status == "failed":
+        info.video_seconds = 0.0
+    elif generated_seconds is not None:
+        info.video_seconds = _seconds(generated_seconds)
+    else:
+        info.video_seconds = _seconds(get(obj, "seconds"))
+        if info.video_seconds is None:
+            info.video_seconds = _seconds(seconds)
+    info.video_resolution = _str(get(obj, "size")) or size
+    return info
+
+
+def _seconds(value: Any) -> float | None:
+    """A clip length given as 4, 4.0 or "4" (the API's VideoSeconds are strings)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, (int, float)) and value >= 0:
+        return float(value)
+    return None
+
+
 def parse_chunk(chunk: Any) -> CallInfo | None:
     """One Chat Completions / Completions stream chunk, or one Responses / Images stream event;
     None when it carries nothing we use. Stateless: use `stream_parser()` to count streamed images."""

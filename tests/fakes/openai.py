@@ -1,6 +1,7 @@
 """A fake OpenAI (and Azure OpenAI) API on the loopback FakeServer, answering like the real one.
 
 Endpoints: chat/completions, responses, completions, embeddings, images/{generations,edits,variations},
+videos (create, `{id}/remix`, edits, extensions: multipart forms as the SDK sends them),
 under `/v1` (OpenAI) and `/openai/...` (Azure: `/openai/deployments/{deployment}/...`). JSON answers
 and SSE streams have the real shapes: chat chunks with `obfuscation`, the usage-only final chunk only
 when the request set `stream_options.include_usage`, Responses lifecycle events ending with
@@ -23,6 +24,7 @@ the answer is a tool call whose arguments echo it; with a JSON response format t
 from __future__ import annotations
 
 import base64
+import email
 import json
 import re
 import struct
@@ -87,11 +89,15 @@ _ROUTES = (
     ("/images/generations", "images"),
     ("/images/edits", "images"),
     ("/images/variations", "images"),
+    ("/videos", "videos"),
+    ("/remix", "videos"),
+    ("/videos/edits", "videos"),
+    ("/videos/extensions", "videos"),
 )
 
 
 def _dispatch(req: Request) -> Response:
-    body = req.body if isinstance(req.body, dict) else {}
+    body = req.body if isinstance(req.body, dict) else _form(req)
     deployment = re.search(r"/deployments/([^/]+)/", req.path)
     model = deployment.group(1) if deployment else str(body.get("model") or "dall-e-2")
     if model.startswith("fake-error-"):
@@ -100,8 +106,24 @@ def _dispatch(req: Request) -> Response:
         return _error(400, "Unrecognized request argument supplied: stream_options")
     for suffix, name in _ROUTES:
         if req.path.endswith(suffix):
+            if name == "videos":
+                return _videos(body, req.path)
             return globals()["_" + name](body, model)
     return _error(404, "Unknown endpoint")
+
+
+def _form(req: Request) -> dict[str, Any]:
+    """The text fields of a multipart/form-data body (the SDK sends video and image uploads this way)."""
+    content_type = req.headers.get("Content-Type") or req.headers.get("content-type") or ""
+    if not content_type.startswith("multipart/form-data"):
+        return {}
+    message = email.message_from_bytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + req.raw)
+    fields: dict[str, Any] = {}
+    for part in message.get_payload() if message.is_multipart() else ():
+        name = part.get_param("name", header="content-disposition")
+        if name and part.get_filename() is None:
+            fields[name] = part.get_payload(decode=True).decode()
+    return fields
 
 
 def _error(status: int, message: str | None = None) -> Response:
@@ -306,6 +328,33 @@ def _embeddings(body: dict[str, Any], model: str) -> Response:
     if usage is not None:
         out["usage"] = usage
     return Response(200, out)
+
+
+def _videos(body: dict[str, Any], path: str) -> Response:
+    """A queued video job, as videos.create/remix/edit/extend answer (model `fake-video-failed`: failed)."""
+    model = str(body.get("model") or "sora-2")
+    if model.startswith("fake-error-"):
+        return _error(int(model.rsplit("-", 1)[1]))
+    seconds = str(body.get("seconds") or "4")
+    if path.endswith("/extensions"):
+        seconds = str(int(seconds) + 8)  # the response describes the whole extended clip (an 8 s source here)
+    failed = model == "fake-video-failed"
+    video = {
+        "id": "video_fake",
+        "object": "video",
+        "model": "sora-2" if failed else model,
+        "status": "failed" if failed else "queued",
+        "progress": 0,
+        "created_at": CREATED,
+        "completed_at": None,
+        "expires_at": None,
+        "error": {"code": "moderation_blocked", "message": "blocked"} if failed else None,
+        "prompt": body.get("prompt"),
+        "remixed_from_video_id": None,
+        "seconds": seconds,
+        "size": str(body.get("size") or "720x1280"),
+    }
+    return Response(200, video)
 
 
 _PNG = base64.b64encode(b"\x89PNG fake image").decode()

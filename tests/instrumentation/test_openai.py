@@ -551,6 +551,70 @@ def test_images_stream(client, otel):
     assert (record.images, record.streamed, record.output_tokens) == (1, True, 4160)
 
 
+# ---------------------------------------------------------------------------------- videos
+
+# OpenAI announced the Sora API's shutdown (2026-09-24); the SDK still ships it and warns on every call.
+_sora_warning = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")
+
+
+def _video_wh(seconds, resolution):
+    """The seed's per-second video figure x PSE x TL x PUE, read from the bundled tables (hand formula)."""
+    from tailpipe_ai.carbon.datasets import load
+
+    ds = load()
+    f = ds.factors
+    return seconds * ds.video[resolution].wh * f["pse"].value * f["transmission"].value * f["pue"].value
+
+
+@_sora_warning
+def test_video_create_counts_seconds_at_the_returned_size(client, otel, server):
+    video = client.videos.create(model="sora-2", prompt="a cat", seconds="8", size="1280x720")
+    assert (video.status, video.seconds) == ("queued", "8")
+    assert server.requests[-1].path.endswith("/videos")
+    span = only_span(otel)
+    assert span.name == "video_generation sora-2"
+    a = span.attributes
+    assert (a["gen_ai.operation.name"], a["gen_ai.output.type"]) == ("video_generation", "video")
+    assert (a["tailpipe.video.seconds"], a["tailpipe.video.resolution"]) == (8.0, "1280x720")
+    record = only_record(otel)
+    assert (record.video_seconds, record.output_type, record.response_model) == (8.0, "video", "sora-2")
+    assert record.energy_wh == pytest.approx(_video_wh(8, "720p"))
+
+
+@_sora_warning
+def test_video_defaults_remix_and_extension(client, otel):
+    client.videos.create(prompt="a cat")  # API defaults: sora-2, 4 s, 720x1280
+    client.videos.remix("video_fake", prompt="a dog")
+    client.videos.extend(video=b"\x00fake mp4", prompt="more", seconds="4")
+    records = otel.sink.records
+    assert [r.video_seconds for r in records] == [4.0, 4.0, 4.0]  # extend: the 4 s added, not the 12 s clip
+    assert all(r.video_resolution == "720x1280" for r in records)
+
+
+@_sora_warning
+def test_video_failed_job_generated_nothing(client, otel):
+    video = client.videos.create(model="fake-video-failed", prompt="a cat")
+    assert video.status == "failed"
+    record = only_record(otel)
+    assert (record.video_seconds, record.energy_wh) == (0.0, 0.0)
+
+
+@_sora_warning
+def test_video_async_create(aclient, otel):
+    asyncio.run(aclient.videos.create(model="sora-2-pro", prompt="a cat", seconds="12", size="1792x1024"))
+    record = only_record(otel)
+    assert (record.video_seconds, record.video_resolution) == (12.0, "1792x1024")
+    assert record.energy_wh == pytest.approx(_video_wh(12, "1080p"))
+
+
+@_sora_warning
+def test_video_error_is_recorded_and_raised(client, otel):
+    with pytest.raises(openai.InternalServerError):
+        client.videos.create(model="fake-error-500", prompt="a cat")
+    record = only_record(otel)
+    assert (record.status, record.error_type) == ("error", "InternalServerError")
+
+
 # ---------------------------------------------------------------------------------- raw responses
 
 
