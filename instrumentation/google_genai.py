@@ -9,6 +9,9 @@ Wrapped (sync `Models` and async `AsyncModels`, i.e. `client.models` and `client
   them, the public methods are wrapped instead.
 - `embed_content` and `generate_images` (one request each; the public `generate_images` drops the
   "Positive Prompt" safety entry, so images are counted from what the caller receives).
+- `generate_videos` (Veo): a long-running operation, counted when it is accepted for the seconds of
+  video requested (`duration_seconds` x `number_of_videos`, Veo's 8 s / 720p defaults when not set).
+  Polling the operation (`client.operations.get`) is not a model call.
 
 Chats (`client.chats`) go through `client.models`, so they are covered too. Nothing here reads
 contents, system instructions, tools or outputs: only config numbers, model names, usage and ids.
@@ -33,7 +36,7 @@ from ._wrap import CallSpec, MethodPatches, async_wrapper, sync_wrapper
 
 _instruments = ("google-genai >= 1.0.0, < 4",)
 
-_GENERATE, _STREAM, _EMBED, _IMAGES = "generate", "stream", "embed", "images"
+_GENERATE, _STREAM, _EMBED, _IMAGES, _VIDEOS = "generate", "stream", "embed", "images", "videos"
 
 # kind -> method names, preferred first (the first one the class has is wrapped)
 _METHODS: dict[str, tuple[str, ...]] = {
@@ -41,6 +44,7 @@ _METHODS: dict[str, tuple[str, ...]] = {
     _STREAM: ("_generate_content_stream", "generate_content_stream"),
     _EMBED: ("embed_content",),
     _IMAGES: ("generate_images",),
+    _VIDEOS: ("generate_videos",),
 }
 _CLASSES = (("Models", False), ("AsyncModels", True))
 _MARK = "_tailpipe_ai_telemetry"  # set on a wrap_client'ed resource: a one-item list holding its Telemetry
@@ -141,6 +145,14 @@ def _describer(kind: str, resource: Any = None):
             spec.output_type = sc.OUTPUT_TYPE_EMBEDDING
             dims = _number(_field(config, "output_dimensionality", "outputDimensionality"))
             spec.request = {sc.GEN_AI_EMBEDDINGS_DIMENSION_COUNT: dims} if dims is not None else {}
+        elif kind == _VIDEOS:
+            spec.operation = sc.OPERATION_VIDEO_GENERATION
+            spec.output_type = sc.OUTPUT_TYPE_VIDEO
+            spec.context = (
+                _number(_field(config, "duration_seconds", "durationSeconds")),
+                _number(_field(config, "number_of_videos", "numberOfVideos")),
+                _field(config, "resolution", "resolution"),
+            )
         else:
             spec.operation = sc.OPERATION_IMAGE_GENERATION
             spec.output_type = sc.OUTPUT_TYPE_IMAGE
@@ -171,11 +183,21 @@ def _parse_images(result: Any, spec: CallSpec) -> CallInfo:
     return gp.parse_images(result, size, quality)
 
 
+def _parse_videos(result: Any, spec: CallSpec) -> CallInfo:
+    return gp.parse_video_operation(result, *(spec.context or ()))
+
+
 def _chunk_parser(spec: CallSpec):
     return gp.parse_chunk
 
 
-_PARSERS = {_GENERATE: _parse_generate, _STREAM: _parse_generate, _EMBED: _parse_embed, _IMAGES: _parse_images}
+_PARSERS = {
+    _GENERATE: _parse_generate,
+    _STREAM: _parse_generate,
+    _EMBED: _parse_embed,
+    _IMAGES: _parse_images,
+    _VIDEOS: _parse_videos,
+}
 
 
 def _wrapper(kind: str, is_async: bool, get_telemetry, resource: Any = None):

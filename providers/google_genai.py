@@ -150,3 +150,21 @@ def parse_images(obj: Any, size: str | None = None, quality: str | None = None) 
         items = get(obj, "predictions")
     count = sum(1 for item in items if _has_image(item)) if isinstance(items, list) else None
     return CallInfo(images=count, image_size=size, image_quality=quality)
+
+
+VEO_DEFAULT_SECONDS = 8  # Veo's clip length when `duration_seconds` is not set (Gemini API video docs)
+VEO_DEFAULT_RESOLUTION = "720p"
+
+
+def parse_video_operation(obj: Any, seconds: Any = None, count: Any = None, resolution: Any = None) -> CallInfo:
+    """`generate_videos`: a long-running operation, counted when it is accepted for the seconds of video
+    asked for (`duration_seconds` x `number_of_videos`, Veo's defaults otherwise). An operation that
+    already failed generated nothing."""
+    name = _str(get(obj, "name"))
+    info = CallInfo(response_id=name)
+    seconds = seconds if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) else None
+    count = count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else 1
+    failed = get(obj, "error") is not None
+    info.video_seconds = 0.0 if failed else float((seconds or VEO_DEFAULT_SECONDS) * count)
+    info.video_resolution = _str(resolution) or VEO_DEFAULT_RESOLUTION
+    return info

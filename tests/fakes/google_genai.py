@@ -187,6 +187,11 @@ def _handle(req: Request) -> Response:
         return _embed_one(model)
     if method == "predict":
         return _predict(model, req.body)
+    if method == "predictLongRunning":  # Veo: an operation to poll
+        operation: dict[str, Any] = {"name": f"models/{model}/operations/fakeop123"}
+        if model == "fake-video-failed":
+            operation.update(done=True, error={"code": 3, "message": "blocked by the fake"})
+        return Response(body=operation)
     return Response(status=404, body=_error(404))
 
 

@@ -447,6 +447,42 @@ def test_images_on_gemini_api_client_raise_unchanged(client, otel):
     assert only_span(otel).attributes[sc.ERROR_TYPE] == "ValueError"
 
 
+# ------------------------------------------------------------------------------- videos (Veo)
+# google-genai 3.x sends generate_videos only in Vertex mode (it raises ValueError on Gemini API clients).
+
+
+def _video_wh(seconds, resolution):
+    """The seed's per-second video figure x PSE x TL x PUE, read from the bundled tables (hand formula)."""
+    from tailpipe_ai.carbon.datasets import load
+
+    ds = load()
+    f = ds.factors
+    return seconds * ds.video[resolution].wh * f["pse"].value * f["transmission"].value * f["pue"].value
+
+
+def test_generate_videos_counts_requested_seconds(vertex, otel):
+    config = types.GenerateVideosConfig(duration_seconds=6, number_of_videos=2, resolution="1080p")
+    operation = vertex.models.generate_videos(model="veo-3.0-generate-001", prompt="a lighthouse", config=config)
+    assert operation.name == "models/veo-3.0-generate-001/operations/fakeop123" and not operation.done
+    span, record = only_span(otel), only_record(otel)
+    assert span.name == "video_generation veo-3.0-generate-001"
+    assert span.attributes[sc.GEN_AI_OUTPUT_TYPE] == sc.OUTPUT_TYPE_VIDEO
+    assert (record.video_seconds, record.video_resolution, record.operation) == (12.0, "1080p", "video_generation")
+    assert record.energy_wh == pytest.approx(_video_wh(12, "1080p"))
+
+
+def test_generate_videos_defaults_and_async(vertex, otel):
+    asyncio.run(vertex.aio.models.generate_videos(model="veo-3.0-fast-generate-001", prompt="x"))
+    record = only_record(otel)
+    assert (record.video_seconds, record.video_resolution) == (8.0, "720p")  # Veo's defaults
+    assert record.energy_wh == pytest.approx(_video_wh(8, "720p"))
+
+
+def test_generate_videos_already_failed_generated_nothing(vertex, otel):
+    vertex.models.generate_videos(model="fake-video-failed", prompt="x")
+    assert (only_record(otel).video_seconds, only_record(otel).energy_wh) == (0.0, 0.0)
+
+
 # ------------------------------------------------------------------------------- wrapping, double counting
 
 
