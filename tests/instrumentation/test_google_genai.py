@@ -462,7 +462,9 @@ def _video_wh(seconds, resolution):
 
 def test_generate_videos_counts_requested_seconds(vertex, otel):
     config = types.GenerateVideosConfig(duration_seconds=6, number_of_videos=2, resolution="1080p")
-    operation = vertex.models.generate_videos(model="veo-3.0-generate-001", prompt="a lighthouse", config=config)
+    operation = vertex.models.generate_videos(
+        model="veo-3.0-generate-001", source=types.GenerateVideosSource(prompt="a lighthouse"), config=config
+    )
     assert operation.name == "models/veo-3.0-generate-001/operations/fakeop123" and not operation.done
     span, record = only_span(otel), only_record(otel)
     assert span.name == "video_generation veo-3.0-generate-001"
@@ -472,14 +474,14 @@ def test_generate_videos_counts_requested_seconds(vertex, otel):
 
 
 def test_generate_videos_defaults_and_async(vertex, otel):
-    asyncio.run(vertex.aio.models.generate_videos(model="veo-3.0-fast-generate-001", prompt="x"))
+    asyncio.run(vertex.aio.models.generate_videos(model="veo-3.0-fast-generate-001", source={"prompt": "x"}))
     record = only_record(otel)
     assert (record.video_seconds, record.video_resolution) == (8.0, "720p")  # Veo's defaults
     assert record.energy_wh == pytest.approx(_video_wh(8, "720p"))
 
 
 def test_generate_videos_already_failed_generated_nothing(vertex, otel):
-    vertex.models.generate_videos(model="fake-video-failed", prompt="x")
+    vertex.models.generate_videos(model="fake-video-failed", source={"prompt": "x"})
     assert (only_record(otel).video_seconds, only_record(otel).energy_wh) == (0.0, 0.0)
 
 
