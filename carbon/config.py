@@ -131,9 +131,11 @@ class Config:
     regions: Mapping[str, CustomRegion] = field(default_factory=dict)
     models: Mapping[str, CustomModel] = field(default_factory=dict)
     aliases: Mapping[str, str] = field(default_factory=dict)
+    firehose: Mapping[str, Any] = field(default_factory=dict)
+    """The raw [firehose] table (delivery and data residency), validated by tailpipe_ai.exporter.residency."""
 
 
-_TOP_KEYS = {"method", "region", "factors", "defaults", "regions", "models", "aliases"}
+_TOP_KEYS = {"method", "region", "factors", "defaults", "regions", "models", "aliases", "firehose"}
 
 
 def _table(doc: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
@@ -211,6 +213,8 @@ def parse_config(doc: Any, where: str) -> Config:
             raise ConfigError(f"{where} [aliases]: {alias!r} must map to a model id string, got {target!r}")
         aliases[alias] = target
 
+    firehose = _table(doc, "firehose", where)
+
     return Config(
         path=where,
         method=method,
@@ -226,6 +230,7 @@ def parse_config(doc: Any, where: str) -> Config:
         regions=regions,
         models=models,
         aliases=aliases,
+        firehose=dict(firehose),
     )
 
 
@@ -278,6 +283,7 @@ def _env_overrides(env: Mapping[str, str], config: Config) -> Config:
         regions=config.regions,
         models=config.models,
         aliases=config.aliases,
+        firehose=config.firehose,
     )
 
 

@@ -12,6 +12,7 @@ import logging
 import os
 import queue
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -169,13 +170,43 @@ _default_sink: Sink | None = None
 _default_lock = threading.Lock()
 
 
+SINK_KINDS = ("local", "firehose")
+
+
+def wants_firehose(env: Mapping[str, str] | None = None) -> bool:
+    """`TAILPIPE_SINK` = local | firehose decides; unset, Firehose is chosen when a stream or residency is
+    configured (TAILPIPE_FIREHOSE_STREAM*, TAILPIPE_RESIDENCY, or [firehose] in the config file)."""
+    env = os.environ if env is None else env
+    kind = (env.get("TAILPIPE_SINK") or "").strip().lower()
+    if kind:
+        if kind not in SINK_KINDS:
+            from tailpipe_ai.carbon.errors import ConfigError
+
+            raise ConfigError(f"TAILPIPE_SINK must be one of {', '.join(SINK_KINDS)}, got {kind!r}")
+        return kind == "firehose"
+    from tailpipe_ai.carbon.errors import ConfigError
+    from tailpipe_ai.exporter.residency import firehose_configured
+
+    try:
+        return firehose_configured(env)
+    except ConfigError:  # a broken config file is reported by the carbon engine; records stay local
+        return False
+
+
 def default_sink() -> Sink:
-    """The process-wide sink: the local lake (`TAILPIPE_LAKE`, default ./tailpipe-lake), records signed
-    when TAILPIPE_SIGNING_KEYS or TAILPIPE_API_KEY is set. Created on first use."""
+    """The process-wide sink, created on first use: Firehose when configured (`wants_firehose`, see
+    docs/operations.md), else the local lake (`TAILPIPE_LAKE`, default ./tailpipe-lake). Records are signed
+    when TAILPIPE_SIGNING_KEYS or TAILPIPE_API_KEY is set."""
     global _default_sink
     with _default_lock:
         if _default_sink is None:
-            from tailpipe_ai.exporter.local_lake import LocalLakeSink
+            signer = signer_from_env(os.environ.get("TAILPIPE_API_KEY") or None)
+            if wants_firehose():
+                from tailpipe_ai.exporter.firehose import FirehoseSink
 
-            _default_sink = LocalLakeSink(signer=signer_from_env(os.environ.get("TAILPIPE_API_KEY") or None))
+                _default_sink = FirehoseSink.from_env(signer=signer)
+            else:
+                from tailpipe_ai.exporter.local_lake import LocalLakeSink
+
+                _default_sink = LocalLakeSink(signer=signer)
         return _default_sink
