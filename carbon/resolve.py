@@ -22,6 +22,8 @@ _BEDROCK_VENDORS = (
 )
 _GEO_PREFIX = re.compile(rf"^(?:us|eu|apac|global|us-gov|jp|au|ca|in|sa|me|af|ap)\.(?=(?:{_BEDROCK_VENDORS})\.)")
 _VENDOR_PREFIX = re.compile(rf"^(?:{_BEDROCK_VENDORS})\.")
+# A Bedrock custom (fine-tuned) model ARN names its base model: .../custom-model/<base model id>/<id>.
+_CUSTOM_MODEL_ARN = re.compile(r"^arn:[^:]*:bedrock:[^:]*:[^:]*:custom-model/([^/]+)/")
 _BEDROCK_VERSION = re.compile(r"(?:-v\d+(?::\d+)*(?::\d+k)?|:\d+(?::\d+k)?|:\d+k)$")
 
 # Suffixes tried one after another (each candidate id is looked up before the next is stripped).
@@ -46,8 +48,7 @@ def clean_model_id(model_id: str) -> str:
     s = model_id.strip().lower()
     if s.startswith("ft:"):
         s = s[3:].split(":", 1)[0]
-    if "/" in s:
-        s = s.rsplit("/", 1)[1]
+    s = clean_model_id_path(s)
     if "@" in s:
         s = s.split("@", 1)[0]
     s = _GEO_PREFIX.sub("", s)
@@ -123,7 +124,7 @@ def _lookup(ds: Datasets, config: Config, model_id: str) -> tuple[str | None, st
         for a in m.aliases:
             custom.setdefault(canonical(a), m.id)
     user_aliases = {canonical(k): v for k, v in config.aliases.items()}
-    for cand in [model_id.strip().lower(), *candidates(model_id)]:
+    for cand in [model_id.strip().lower(), *candidates(model_id), *_vendor_named(model_id)]:
         key = canonical(cand)
         if key in user_aliases:
             return _lookup(ds, Config(models=config.models), user_aliases[key])
@@ -132,6 +133,26 @@ def _lookup(ds: Datasets, config: Config, model_id: str) -> tuple[str | None, st
         if key in index:
             return index[key], "dataset"
     return None, None
+
+
+def _vendor_named(model_id: str) -> list[str]:
+    """Bedrock ids whose vendor prefix is part of the model's name ('deepseek.r1-v1:0' is DeepSeek-R1):
+    the candidates with the vendor put back, tried after all the others."""
+    s = _GEO_PREFIX.sub("", clean_model_id_path(model_id))
+    vendor = _VENDOR_PREFIX.match(s)
+    if vendor is None:
+        return []
+    name = vendor.group(0)[:-1]
+    return [f"{name}-{cand}" for cand in candidates(model_id)]
+
+
+def clean_model_id_path(model_id: str) -> str:
+    """The id without an ARN's or a path's leading parts (lower case); a custom model's ARN gives its base."""
+    s = model_id.strip().lower()
+    custom = _CUSTOM_MODEL_ARN.match(s)
+    if custom:
+        return custom.group(1)
+    return s.rsplit("/", 1)[1] if "/" in s else s
 
 
 def _resolve(model_id: str | None, config: Config) -> ModelMatch:
