@@ -62,3 +62,34 @@ def take_shadow(span_id: int) -> bool:
             _shadowed.discard(span_id)
             return True
         return False
+
+
+# An outer call of ours that an inner one may hand itself to: a LangChain model run around the provider SDK
+# call it makes. The first inner call of ours started inside it "claims" it and, when it ends, gives its
+# data (exact usage, server, region) to the outer call instead of emitting its own span and record, so
+# the call is counted once, by the outermost integration, with the best data of both.
+# Entries are objects with `open` (still claimable) and `claim() -> bool`; see instrumentation/langchain.py.
+_outer: contextvars.ContextVar[tuple] = contextvars.ContextVar("tailpipe_outer_calls", default=())
+
+
+def push_outer_call(call: object) -> None:
+    _outer.set((*(c for c in _outer.get() if c.open), call))  # type: ignore[attr-defined]
+
+
+def drop_outer_call(call: object) -> None:
+    current = _outer.get()
+    if current:
+        _outer.set(tuple(c for c in current if c is not call and c.open))  # type: ignore[attr-defined]
+
+
+def claim_outer_call() -> object | None:
+    """The oldest open outer call in this context, now claimed by the caller; None if there is none."""
+    for call in _outer.get():
+        if call.open and call.claim():  # type: ignore[attr-defined]
+            return call
+    return None
+
+
+def in_open_outer_call() -> bool:
+    """True inside an outer call not claimed yet (a peer's GenAI span here describes that call)."""
+    return any(c.open for c in _outer.get())  # type: ignore[attr-defined]

@@ -26,12 +26,15 @@ from tailpipe_ai.providers import CallInfo
 from tailpipe_ai.semconv import attributes as sc
 from tailpipe_ai.semconv.record import rfc3339_from_unix_ns
 
-from ._context import current_tags, shadow
+from ._context import claim_outer_call, current_tags, shadow
 
 log = logging.getLogger("tailpipe_ai.instrumentation")
 _logged: set[str] = set()
 
 SCOPE = "tailpipe_ai"
+
+METRIC_TAILPIPE_COST = "tailpipe.cost"  # counter; no semconv exists for cost
+METRIC_TAILPIPE_COST_DESCRIPTION = "Estimated list-price cost of GenAI operations, in US dollars."
 
 try:  # OTel's own "suppress instrumentation" switch, honoured like the official instrumentations do
     from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY as _SUPPRESS_KEY  # type: ignore[attr-defined]
@@ -91,6 +94,7 @@ class Telemetry:
             unit=sc.METRIC_TAILPIPE_CARBON_UNIT,
             description=sc.METRIC_TAILPIPE_CARBON_DESCRIPTION,
         )
+        self.cost = meter.create_counter(METRIC_TAILPIPE_COST, unit="USD", description=METRIC_TAILPIPE_COST_DESCRIPTION)
         self.sink: Sink = sink if sink is not None else NullSink()
         self.region = region
         self.tags = dict(tags or {})
@@ -108,12 +112,17 @@ class Telemetry:
         request: Mapping[str, Any] | None = None,
         output_type: str | None = None,
         region: str | None = None,
+        integration: str | None = None,
+        parent: Any = None,
     ) -> CallHandle:
+        """`integration` overrides the telemetry's for this call (LangChain runs); `parent` (a Context, or a
+        callable returning one on the telemetry thread) replaces the current context as the span's parent."""
+        integration = integration or self.integration
         name = f"{operation} {model}" if model else operation
         attrs: dict[str, Any] = {
             sc.GEN_AI_OPERATION_NAME: operation,
             sc.GEN_AI_PROVIDER_NAME: provider,
-            sc.TAILPIPE_INTEGRATION: self.integration,
+            sc.TAILPIPE_INTEGRATION: integration,
         }
         if model:
             attrs[sc.GEN_AI_REQUEST_MODEL] = model
@@ -128,21 +137,24 @@ class Telemetry:
             attrs[sc.SERVER_PORT] = port
         if request:
             attrs.update({k: v for k, v in request.items() if v is not None})
-        parent = otel_context.get_current()
-        _shadow_foreign_parent(parent)
+        current = otel_context.get_current()
+        _shadow_foreign_parent(current)
+        parent = current if parent is None else parent
         tags = {**self.tags, **current_tags()}
         call = Call(
             provider=provider,
             operation=operation,
             request_model=model,
-            integration=self.integration,
+            integration=integration,
             streamed=stream,
             region=region or self.region,
             output_type=output_type,
             attributes=tags,
             environment=self.environment,
         )
-        return CallHandle(self, call, name, attrs, parent)
+        handle = CallHandle(self, call, name, attrs, parent)
+        handle.delegate = claim_outer_call()  # an outer call of ours (LangChain run) counts this one
+        return handle
 
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Wait until every finished call's span, metrics and record have been emitted."""
@@ -214,10 +226,16 @@ def flush(timeout: float | None = 10.0) -> bool:
     return _WORKER.flush(timeout)
 
 
+def defer(task: Any) -> None:
+    """Run `task()` on the telemetry thread, after everything submitted before it (e.g. a LangChain chain
+    span opened before the model spans under it are emitted)."""
+    _WORKER.submit(task)
+
+
 class CallHandle:
     """One in-flight call: its span, metrics and record are emitted exactly once, after it ends."""
 
-    __slots__ = ("_done", "_t0", "attrs", "call", "name", "parent", "telemetry")
+    __slots__ = ("_done", "_t0", "attrs", "call", "delegate", "name", "parent", "telemetry")
 
     def __init__(
         self, telemetry: Telemetry, call: Call, name: str, attrs: dict[str, Any], parent: otel_context.Context
@@ -230,6 +248,7 @@ class CallHandle:
         self._t0 = time.perf_counter()
         call.start_time_ns = time.time_ns()
         self._done = False
+        self.delegate: Any = None  # set: an outer call absorbs this one (see _context.claim_outer_call)
 
     def first_chunk(self) -> None:
         if self.call.ttft_ms is None:
@@ -263,14 +282,18 @@ class CallHandle:
             elif not call.info.has_usage and call.info.images is None:
                 call.token_accuracy = "estimated"
                 call.flags = (*call.flags, "usage_missing")
+            if self.delegate is not None:
+                self.delegate.absorb(self)  # counted once, by the outer call
+                return
             _WORKER.submit(lambda: self._emit(end_ns))
         except Exception as exc:
             log_once("finish", exc)
 
     def _emit(self, end_ns: int) -> None:
         call = self.call
+        parent = self.parent() if callable(self.parent) else self.parent
         span = self.telemetry.tracer.start_span(
-            self.name, context=self.parent, kind=SpanKind.CLIENT, attributes=self.attrs, start_time=call.start_time_ns
+            self.name, context=parent, kind=SpanKind.CLIENT, attributes=self.attrs, start_time=call.start_time_ns
         )
         self.parent = None  # type: ignore[assignment]  # release the caller's context
         try:
@@ -286,34 +309,48 @@ class CallHandle:
                     span.set_status(Status(StatusCode.ERROR, call.error_type))
         finally:
             span.end(end_time=end_ns)
-        self._metrics(est)
+        self._metrics(est, cost)
         self.telemetry.sink.write(build_record(call, est, cost, rfc3339_from_unix_ns(call.start_time_ns)))
 
-    def _metrics(self, est) -> None:
-        tel, call, info = self.telemetry, self.call, self.call.info
-        base = {
-            sc.GEN_AI_OPERATION_NAME: call.operation,
-            sc.GEN_AI_PROVIDER_NAME: call.provider,
-        }
-        if call.request_model:
-            base[sc.GEN_AI_REQUEST_MODEL] = call.request_model
-        if info.response_model:
-            base[sc.GEN_AI_RESPONSE_MODEL] = info.response_model
-        duration_attrs = dict(base)
-        if call.error_type:
-            duration_attrs[sc.ERROR_TYPE] = call.error_type
+    def _metrics(self, est, cost: float | None = None) -> None:
+        record_call_metrics(self.telemetry, self.call, est, cost)
+
+
+def record_call_metrics(tel: Telemetry, call: Call, est, cost: float | None = None, count_request: bool = True) -> None:
+    """Token usage and duration (semconv), energy, carbon and cost counters for one call.
+
+    Shared with the OTLP gateway, which counts what it ingests under the same names. Energy, carbon and
+    cost carry provider, model, the estimate's region (``tailpipe.region``, e.g. ``aws:us-east-1``, when
+    known) and the attribution tags (``tailpipe.attr.*``). ``count_request=False`` (a record summing many
+    requests, e.g. Claude Code metrics) skips the duration histogram, whose count is the request count.
+    """
+    info = call.info
+    base = {
+        sc.GEN_AI_OPERATION_NAME: call.operation,
+        sc.GEN_AI_PROVIDER_NAME: call.provider,
+    }
+    if call.request_model:
+        base[sc.GEN_AI_REQUEST_MODEL] = call.request_model
+    if info.response_model:
+        base[sc.GEN_AI_RESPONSE_MODEL] = info.response_model
+    duration_attrs = dict(base)
+    if call.error_type:
+        duration_attrs[sc.ERROR_TYPE] = call.error_type
+    if count_request:
         tel.duration.record((call.latency_ms or 0.0) / 1000.0, duration_attrs)
-        if info.input_tokens is not None:
-            tel.token_usage.record(info.input_tokens, {**base, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_INPUT})
-        if info.output_tokens is not None:
-            tel.token_usage.record(info.output_tokens, {**base, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_OUTPUT})
-        if est is not None:
-            carbon_attrs = {**base, **{sc.TAILPIPE_ATTR_PREFIX + k: v for k, v in call.attributes.items()}}
-            region = est.factors.get("region")
-            if region:
-                carbon_attrs[sc.TAILPIPE_REGION] = region
-            tel.energy.add(est.energy_wh, carbon_attrs)
-            tel.carbon.add(est.carbon_gco2e, carbon_attrs)
+    if info.input_tokens is not None:
+        tel.token_usage.record(info.input_tokens, {**base, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_INPUT})
+    if info.output_tokens is not None:
+        tel.token_usage.record(info.output_tokens, {**base, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_OUTPUT})
+    if est is not None:
+        carbon_attrs = {**base, **{sc.TAILPIPE_ATTR_PREFIX + k: v for k, v in call.attributes.items()}}
+        region = est.factors.get("region")
+        if region:
+            carbon_attrs[sc.TAILPIPE_REGION] = region
+        tel.energy.add(est.energy_wh, carbon_attrs)
+        tel.carbon.add(est.carbon_gco2e, carbon_attrs)
+        if cost is not None:
+            tel.cost.add(cost, carbon_attrs)
 
 
 _default: Telemetry | None = None

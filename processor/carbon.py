@@ -35,9 +35,9 @@ OUR_SCOPE = "tailpipe_ai"
 
 
 def _in_our_call() -> bool:
-    from tailpipe_ai.instrumentation._context import in_call
+    from tailpipe_ai.instrumentation._context import in_call, in_open_outer_call
 
-    return in_call()
+    return in_call() or in_open_outer_call()  # inside an SDK call we trace, or a LangChain model run
 
 
 def _take_shadow(span_id: int) -> bool:
