@@ -56,7 +56,6 @@ _instruments = ("langchain-core >= 0.3.0, < 2",)
 
 __all__ = ["LangChainInstrumentor", "TailpipeCallbackHandler"]
 
-TAILPIPE_LANGCHAIN_RUN_TYPE = "tailpipe.langchain.run_type"  # chain | tool | retriever, on light run spans
 
 # LangChain's ls_provider (and a few older spellings) -> gen_ai.provider.name
 _PROVIDERS = {
@@ -260,7 +259,7 @@ class _Span:
             context=self.parent_context(),
             kind=SpanKind.INTERNAL,
             start_time=self.start,
-            attributes={TAILPIPE_LANGCHAIN_RUN_TYPE: self.kind},
+            attributes={sc.TAILPIPE_LANGCHAIN_RUN_TYPE: self.kind},
         )
 
     def parent_context(self) -> Any:

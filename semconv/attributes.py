@@ -305,6 +305,7 @@ TAILPIPE_VIDEO_RESOLUTION = "tailpipe.video.resolution"  # e.g. "1280x720"
 
 # Which integration produced the span or record (values: INTEGRATIONS below).
 TAILPIPE_INTEGRATION = "tailpipe.integration"
+TAILPIPE_LANGCHAIN_RUN_TYPE = "tailpipe.langchain.run_type"  # chain | tool | retriever, on LangChain run spans
 
 # Prefix of user cost-attribution tags: tailpipe.attr.team, tailpipe.attr.project, ...
 TAILPIPE_ATTR_PREFIX = "tailpipe.attr."
@@ -442,6 +443,7 @@ TAILPIPE_ATTRIBUTES = frozenset(
         TAILPIPE_VIDEO_SECONDS,
         TAILPIPE_VIDEO_RESOLUTION,
         TAILPIPE_INTEGRATION,
+        TAILPIPE_LANGCHAIN_RUN_TYPE,
     }
 )
 """Every ``tailpipe.*`` span attribute name (the ``tailpipe.attr.`` tag prefix aside)."""
