@@ -8,10 +8,12 @@ slow streams and time to first chunk). Every request is recorded so tests can as
 
 from __future__ import annotations
 
+import gzip
 import json
 import socket
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,6 +53,20 @@ def sse(events: Iterable[tuple[str | None, Any]]) -> list[bytes]:
     return frames
 
 
+def _gzipped(resp: Response) -> Response:
+    """The response gzip-compressed; a stream stays a stream (each frame ends with a sync flush)."""
+    resp.headers = {**resp.headers, "Content-Encoding": "gzip"}
+    if resp.frames is not None:
+        comp = zlib.compressobj(wbits=31)
+        frames = [comp.compress(f) + comp.flush(zlib.Z_SYNC_FLUSH) for f in resp.frames]
+        frames.append(comp.flush())
+        resp.frames = frames
+        return resp
+    data = resp.body if isinstance(resp.body, bytes) else json.dumps(resp.body).encode()
+    resp.body = gzip.compress(data, mtime=0)  # no timestamp: the same answer twice is the same bytes
+    return resp
+
+
 class _QuietServer(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that closes a kept-alive connection early is normal in stream tests: no traceback."""
@@ -62,6 +78,7 @@ class FakeServer:
     def __init__(self) -> None:
         self.routes: list[tuple[str, str, Handler]] = []
         self.requests: list[Request] = []
+        self.compress = False  # True: gzip answers when the request accepts it (streams: one flush per frame)
         outer = self
 
         class _H(BaseHTTPRequestHandler):
@@ -78,14 +95,19 @@ class FakeServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 try:
-                    body = json.loads(raw) if raw else None
-                except ValueError:
+                    decoded = raw
+                    if raw and (self.headers.get("Content-Encoding") or "").lower() == "gzip":
+                        decoded = gzip.decompress(raw)  # a compressed request body (Claude Code sends these)
+                    body = json.loads(decoded) if decoded else None
+                except (ValueError, OSError, EOFError):
                     body = None
                 parts = urlsplit(self.path)
                 req = Request(self.command, parts.path, parse_qs(parts.query), dict(self.headers.items()), body, raw)
                 outer.requests.append(req)
                 handler = outer._find(self.command, parts.path)
                 resp = handler(req) if handler else Response(404, {"error": {"message": "no fake route"}})
+                if outer.compress and "gzip" in (self.headers.get("Accept-Encoding") or ""):
+                    resp = _gzipped(resp)
                 self._send(resp)
 
             def _send(self, resp: Response) -> None:

@@ -1,0 +1,234 @@
+"""Records for proxied calls, built off the request path.
+
+The handler hands an `Exchange` (timings, status, the scanner's few kept lines) to `ProxyTelemetry`
+after the last byte went to the client; a background thread decodes usage, estimates energy and carbon
+with the shared record builder (`exporter.records`), writes the record to the sink and logs one access
+line (method, path without query, status, duration, model, tokens: never headers, keys or bodies).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from tailpipe_ai.exporter.records import Call, build_record, estimate_call
+from tailpipe_ai.semconv import attributes as sc
+from tailpipe_ai.semconv.record import rfc3339_from_unix_ns
+
+from . import usage
+from .config import PROVIDERS, ProxyConfig
+
+log = logging.getLogger("tailpipe.proxy")
+access_log = logging.getLogger("tailpipe.proxy.access")
+
+_TAG_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,63}")
+_MAX_TAG_VALUE = 256
+_CLAUDE_CODE_HEADERS = (
+    ("x-claude-code-session-id", "claude_code.session_id"),
+    ("x-claude-code-agent-id", "claude_code.agent_id"),
+    ("x-claude-code-parent-agent-id", "claude_code.parent_agent_id"),
+)
+_CLAUDE_CLI = re.compile(r"claude-cli/([0-9][0-9A-Za-z.\-+]{0,31})")
+_logged: set[str] = set()
+
+
+def log_once(where: str, exc: BaseException) -> None:
+    """An internal failure, logged once per place with its type only (messages may quote data)."""
+    if where not in _logged:
+        _logged.add(where)
+        log.warning("tailpipe proxy: internal error in %s (%s); traffic was not affected", where, type(exc).__name__)
+
+
+def parse_tags(header: str | None) -> dict[str, str]:
+    """`x-tailpipe-tags: team=search,project=rag` -> {"team": "search", "project": "rag"}.
+
+    Keys are identifiers (letters, digits, `_.-`); malformed pairs are skipped; values are trimmed and
+    capped at 256 characters."""
+    tags: dict[str, str] = {}
+    if not header:
+        return tags
+    for pair in header.split(","):
+        key, sep, value = pair.partition("=")
+        key, value = key.strip(), value.strip()
+        if sep and value and _TAG_KEY.fullmatch(key):
+            tags[key] = value[:_MAX_TAG_VALUE]
+    return tags
+
+
+def attribution(headers: dict[str, str]) -> dict[str, str]:
+    """Attribution attributes from the request headers we kept (lower-case names)."""
+    attrs = parse_tags(headers.get("x-tailpipe-tags"))
+    for header, name in _CLAUDE_CODE_HEADERS:
+        value = headers.get(header)
+        if value and len(value) <= 128:
+            attrs[name] = value
+    agent = headers.get("user-agent") or ""
+    m = _CLAUDE_CLI.search(agent)
+    if m:
+        attrs["client"] = "claude-code"
+        attrs["client.version"] = m.group(1)
+    return attrs
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One proxied model call as the handler saw it (metadata, timings and the scanner)."""
+
+    endpoint: usage.Endpoint
+    method: str
+    path: str  # without the query string (Gemini keys may sit there)
+    request_body: bytes
+    request_encoding: str | None
+    headers: dict[str, str]  # only the attribution headers
+    start_ns: int
+    t0: float
+    status: int = 0
+    ttfb: float | None = None
+    t_end: float = 0.0
+    streamed: bool = False
+    scan: Any = None  # usage.StreamScan | usage.BodyScan | None
+    body: bytes | None = None  # a non-streamed body read whole
+    complete: bool = True
+    client_aborted: bool = False
+    upstream_failed: str | None = None  # exception type when the upstream broke
+    extra_flags: tuple[str, ...] = ()
+    submitted: bool = False
+
+
+@dataclass
+class ProxyTelemetry:
+    """Bounded queue + one thread: the event loop only enqueues."""
+
+    config: ProxyConfig
+    sink: Any
+    max_queue: int = 50_000
+    _queue: queue.SimpleQueue = field(default_factory=queue.SimpleQueue, init=False)
+    _pending: int = field(default=0, init=False)
+    _cond: threading.Condition = field(default_factory=threading.Condition, init=False)
+    _thread: threading.Thread | None = field(default=None, init=False)
+    dropped: int = field(default=0, init=False)
+
+    def begin(self) -> bool:
+        """A model call starts (counted, so `flush()` also waits for calls still in flight); False when
+        the backlog is full: that call is then forwarded but not recorded (counted and logged once)."""
+        with self._cond:
+            if self._pending >= self.max_queue:
+                self.dropped += 1  # never block the loop
+                if self.dropped == 1:
+                    log.warning("tailpipe proxy: telemetry backlog full; some calls are not being recorded")
+                return False
+            self._pending += 1
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="tailpipe-proxy-telemetry", daemon=True)
+                self._thread.start()
+            return True
+
+    def submit(self, exchange: Exchange) -> None:
+        """The call ended (last byte sent): record it on the telemetry thread."""
+        self._queue.put(exchange)
+
+    def done(self) -> None:
+        """A call counted by `begin()` was recorded some other way (Lambda: synchronously)."""
+        with self._cond:
+            self._pending -= 1
+            if self._pending == 0:
+                self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            exchange = self._queue.get()
+            try:
+                self.process(exchange)
+            except Exception as exc:
+                log_once("record", exc)
+            finally:
+                self.done()
+
+    def process(self, ex: Exchange) -> None:
+        """Decode usage, estimate, write the record and the access line (telemetry thread)."""
+        call = self.call_of(ex)
+        est, cost = estimate_call(call)
+        self.sink.write(build_record(call, est, cost, rfc3339_from_unix_ns(call.start_time_ns)))
+        if self.config.access_log and access_log.isEnabledFor(logging.INFO):
+            i = call.info
+            access_log.info(
+                "%s %s %d %.1fms model=%s in=%s out=%s%s",
+                ex.method,
+                ex.path,
+                ex.status,
+                call.latency_ms or 0.0,
+                i.response_model or call.request_model or "-",
+                "-" if i.input_tokens is None else i.input_tokens,
+                "-" if i.output_tokens is None else i.output_tokens,
+                " (estimated)" if call.token_accuracy == sc.TOKEN_ACCURACY_ESTIMATED else "",
+            )
+
+    def call_of(self, ex: Exchange) -> Call:
+        ep = ex.endpoint
+        model, _ = usage.request_model(ep, ex.request_body, ex.request_encoding)
+        if ex.streamed:
+            outcome = usage.interpret_stream(ep, ex.scan, ex.complete)
+        else:
+            body = ex.body if ex.body is not None else (ex.scan.body() if ex.scan is not None else None)
+            outcome = usage.interpret_body(ep, body, ex.status, ex.scan)
+        info = outcome.info
+        flags = list(outcome.flags) + list(ex.extra_flags)
+        accuracy = sc.TOKEN_ACCURACY_EXACT
+        if outcome.estimated:
+            accuracy = sc.TOKEN_ACCURACY_ESTIMATED
+            if info.input_tokens is None and ex.status < 400:
+                info.input_tokens = usage.estimate_input_tokens(ex.request_body, ex.request_encoding)
+                if info.input_tokens is not None:
+                    flags.append(usage.FLAG_ESTIMATED_FROM_SIZE)
+        if not ex.complete:
+            flags.append(sc.FLAG_STREAM_INCOMPLETE)
+        if ex.client_aborted:
+            flags.append(usage.FLAG_CLIENT_ABORTED)
+        if ex.upstream_failed:
+            flags.append(usage.FLAG_UPSTREAM_FAILED)
+        status, err = "ok", outcome.error_type
+        if ex.status >= 400 or err or ex.upstream_failed:
+            status = "error"
+            err = err or ex.upstream_failed or f"http_{ex.status}"
+        return Call(
+            provider=PROVIDERS[ep.route],
+            operation=ep.operation,
+            request_model=model,
+            integration=self.config.integration,
+            info=info,
+            start_time_ns=ex.start_ns,
+            latency_ms=(ex.t_end - ex.t0) * 1000.0,
+            ttft_ms=(ex.ttfb - ex.t0) * 1000.0 if ex.ttfb is not None and ex.streamed else None,
+            streamed=ex.streamed,
+            status=status,
+            error_type=err,
+            token_accuracy=accuracy,
+            region=self.config.region,
+            output_type=ep.output_type,
+            attributes=attribution(ex.headers),
+            flags=tuple(dict.fromkeys(flags)),
+        )
+
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        """Wait until every call begun is written (in-flight ones included), then flush the sink."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            done = self._cond.wait_for(lambda: self._pending == 0, timeout)
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            return bool(self.sink.flush(left)) and done
+        except Exception as exc:
+            log_once("flush", exc)
+            return False
+
+    def close(self) -> None:
+        self.flush()
+        try:
+            self.sink.close()
+        except Exception as exc:
+            log_once("close", exc)

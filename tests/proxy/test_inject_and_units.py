@@ -1,0 +1,153 @@
+"""The opt-in include_usage injection, the byte scanner at awkward chunk boundaries, tags, config."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+
+import openai
+import pytest
+
+from tailpipe_ai.proxy import usage
+from tailpipe_ai.proxy.config import ProxyConfigError, load_config
+from tailpipe_ai.proxy.inject import UsageChunkStripper, with_include_usage
+from tailpipe_ai.proxy.telemetry import attribution, parse_tags
+from tests.fakes import openai as fake_openai
+
+from .conftest import Proxy, start_proxy
+from .helpers import raw_request
+
+CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hello"}], "stream": True}
+
+
+def test_injected_usage_is_invisible_to_the_client(upstream):
+    thread, sink = start_proxy(upstream, inject_openai_stream_usage=True)
+    proxy = Proxy(thread, sink)
+    try:
+        direct = raw_request(upstream.url + "/v1/chat/completions", CHAT)
+        proxied = raw_request(proxy.route("openai") + "/v1/chat/completions", CHAT)
+        assert upstream.requests[-1].body["stream_options"] == {"include_usage": True}  # asked upstream
+        assert proxied[2] == direct[2]  # ... but the client sees the stream it asked for
+        client = openai.OpenAI(api_key="k", base_url=proxy.route("openai") + "/v1", max_retries=0)
+        chunks = list(client.chat.completions.create(model="gpt-4o", messages=CHAT["messages"], stream=True))
+        assert all(c.usage is None and c.choices for c in chunks)
+        first, second = proxy.records
+        for record in (first, second):
+            assert record.token_accuracy == "exact"
+            assert record.input_tokens == fake_openai.CHAT_USAGE["prompt_tokens"]
+            assert record.output_tokens == fake_openai.CHAT_USAGE["completion_tokens"]
+    finally:
+        thread.stop()
+
+
+def test_injection_leaves_other_requests_alone():
+    assert with_include_usage(json.dumps({**CHAT, "stream": False}).encode(), None) is None
+    own = {**CHAT, "stream_options": {"include_usage": False}}
+    assert with_include_usage(json.dumps(own).encode(), None) is None  # the client decided
+    body = with_include_usage(gzip.compress(json.dumps(CHAT).encode()), "gzip")
+    assert json.loads(body)["stream_options"] == {"include_usage": True}
+    assert with_include_usage(b"not json", None) is None
+
+
+def test_stripper_across_chunk_boundaries():
+    stream = (
+        b'data: {"id":"a","choices":[{"delta":{}}],"usage":null}\n\n'
+        b'data: {"id":"a","choices":[],"usage":{"prompt_tokens":1}}\n\ndata: [DONE]\n\n'
+    )
+    strip = UsageChunkStripper()
+    out = b"".join(strip(stream[i : i + 7]) for i in range(0, len(stream), 7)) + strip.flush()
+    assert out == b'data: {"id":"a","choices":[{"delta":{}}]}\n\ndata: [DONE]\n\n'
+
+
+def _anthropic_stream() -> bytes:
+    start = {
+        "type": "message_start",
+        "message": {
+            "id": "m",
+            "model": "claude-x",
+            "usage": {
+                "input_tokens": 10,
+                "cache_read_input_tokens": 100,
+                "cache_creation_input_tokens": 5,
+                "output_tokens": 1,
+            },
+        },
+    }
+    deltas = [
+        {"type": "message_delta", "delta": {"stop_reason": None}, "usage": {"output_tokens": 20}},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 35}},
+    ]
+    text = {"type": "content_block_delta", "delta": {"type": "text_delta", "text": 'say "usage" here'}}
+    events = [("message_start", start), ("content_block_delta", text), *(("message_delta", d) for d in deltas)]
+    return b"".join(f"event: {n}\ndata: {json.dumps(d)}\n\n".encode() for n, d in events)
+
+
+@pytest.mark.parametrize("step", [1, 3, 64, 100_000])
+@pytest.mark.parametrize("compressed", [False, True])
+def test_scanner_overwrites_cumulative_anthropic_usage(step, compressed):
+    data = _anthropic_stream()
+    if compressed:
+        comp = zlib.compressobj(wbits=31)
+        data = comp.compress(data) + comp.flush()
+    ep = usage.endpoint("anthropic", "POST", "/v1/messages")
+    scan = usage.StreamScan(ep, "gzip" if compressed else None, 1 << 20)
+    for i in range(0, len(data), step):
+        scan.feed(data[i : i + step])
+    scan.close()
+    assert all(b"text_delta" not in line for line in scan.hits)  # content events are never kept
+    outcome = usage.interpret_stream(ep, scan, complete=True)
+    # input = 10 + 100 + 5; output = the last cumulative count (35), not 1 + 20 + 35
+    assert (outcome.info.input_tokens, outcome.info.output_tokens) == (115, 35)
+    assert outcome.info.cache_read_tokens == 100 and not outcome.estimated
+
+
+def test_scanner_keeps_the_last_gemini_usage():
+    frames = [
+        {"usageMetadata": {"promptTokenCount": 9, "thoughtsTokenCount": 4}},
+        {"usageMetadata": {"promptTokenCount": 9, "candidatesTokenCount": 3, "thoughtsTokenCount": 6}},
+        {
+            "modelVersion": "gemini-x",
+            "usageMetadata": {"promptTokenCount": 9, "candidatesTokenCount": 7, "thoughtsTokenCount": 6},
+        },
+    ]
+    data = b"".join(b"data: " + json.dumps(f).encode() + b"\r\n\r\n" for f in frames)
+    ep = usage.endpoint("gemini", "POST", "/v1beta/models/gemini-x:streamGenerateContent")
+    scan = usage.StreamScan(ep, None, 1 << 20)
+    scan.feed(data)
+    scan.close()
+    info = usage.interpret_stream(ep, scan, complete=True).info
+    assert (info.input_tokens, info.output_tokens, info.reasoning_tokens) == (9, 13, 6)  # 7 + 6, never summed
+
+
+def test_endpoints():
+    assert usage.endpoint("anthropic", "POST", "/v1/messages/count_tokens") is None
+    assert usage.endpoint("openai", "GET", "/v1/models") is None
+    assert usage.endpoint("openai", "POST", "/v1/embeddings").operation == "embeddings"
+    ep = usage.endpoint("gemini", "POST", "/v1beta/models/gemini-2.5-pro:streamGenerateContent")
+    assert ep.model_in_path == "gemini-2.5-pro" and ep.stream_in_path
+
+
+def test_tags_and_claude_code_attribution():
+    assert parse_tags("team=search, project = rag ,bad,=x,9x=y,empty=") == {"team": "search", "project": "rag"}
+    attrs = attribution({"user-agent": "claude-cli/2.0.1 (external, cli)", "x-claude-code-session-id": "s1"})
+    assert attrs == {"claude_code.session_id": "s1", "client": "claude-code", "client.version": "2.0.1"}
+
+
+def test_config_file_and_env(tmp_path):
+    path = tmp_path / "proxy.toml"
+    path.write_text('[upstreams]\nopenai = "http://127.0.0.1:9/base/"\n[proxy]\nconnect_timeout = 2.5\n')
+    config = load_config(path, env={"TAILPIPE_PROXY_INJECT_USAGE": "1", "TAILPIPE_PROXY_LAMBDA": "1"})
+    assert config.upstreams["openai"] == "http://127.0.0.1:9/base" and config.connect_timeout == 2.5
+    assert config.inject_openai_stream_usage and config.integration == "lambda" and config.flush_before_end
+    for text, message in [
+        ('[upstreams]\nopenai = "ftp://x"\n', "http(s) URL"),
+        ('[upstreams]\ncohere = "http://x"\n', "unknown upstream"),
+        ("[proxy]\nconnect_timeout = -1\n", "positive number"),
+        ("[proxy\n", "not valid TOML"),
+    ]:
+        path.write_text(text)
+        with pytest.raises(ProxyConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            load_config(path, env={})
+    with pytest.raises(ProxyConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.toml", env={})
