@@ -402,7 +402,7 @@ class LocalLakeSink:
             if self._signer is None:
                 return record.encode() + b"\n"
             record.validate()
-            return encode_dict(self._signer(record.to_dict())) + b"\n"
+            return encode_dict(self._signer(record.view())) + b"\n"  # signers copy, never change, the dict
         except Exception as exc:  # one bad record must not stop the others
             return exc
 

@@ -33,7 +33,6 @@ import shutil
 import sys
 import tempfile
 import time
-import uuid
 import zlib
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -48,7 +47,9 @@ from typing import Any
 from tailpipe_ai.semconv import record as _record
 from tailpipe_ai.semconv.record import REQUIRED_FIELDS, SCHEMA, Record, RecordError
 
-from .layout import compacted_name, local_path, raw_partition
+from .layout import compacted_name, companion_name, raw_partition
+from .reader import CORRUPT_GZIP, TRUNCATED, Lines
+from .storage import Entry, LocalLake, Storage, file_sha256, open_lake, temp_name
 
 try:  # optional: parses JSON about 3x faster than the standard library
     import orjson as _orjson
@@ -87,8 +88,8 @@ class CompactResult:
     """What one compaction run read, kept, skipped and published."""
 
     day: date
-    path: Path
-    """The published file (``<lake>/ai-telemetry/telemetry-YYYYMMDD.jsonl.gz``)."""
+    path: Path | str
+    """The published file (``<lake>/ai-telemetry/telemetry-YYYYMMDD.jsonl.gz``; an ``s3://`` URL on S3)."""
     files: int = 0
     """Raw files read (from the partitions of day-1, day and day+1)."""
     lines: int = 0
@@ -114,6 +115,8 @@ class CompactResult:
     sha256: str = ""
     changed: bool = True
     """False when the published file already had exactly these bytes (a rerun)."""
+    companion: str | None = None
+    """The Parquet companion published by this run (None: unchanged, or not written)."""
     seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)
     """Seconds spent reading (parse, check, spill), sorting (dedup and sort buckets) and writing."""
@@ -168,6 +171,7 @@ def compact_day(
     progress: bool = True,
     workers: int | None = None,
     tmp_dir: str | os.PathLike[str] | None = None,
+    companion: bool = True,
 ) -> CompactResult:
     """Compact the records of ``day`` (UTC) into ``<lake>/ai-telemetry/telemetry-YYYYMMDD.jsonl.gz``.
 
@@ -175,35 +179,47 @@ def compact_day(
     copy of each ``record_id``, sorted by (timestamp, record_id); publishes atomically. ``verify`` (optional)
     gets each record as a dict and returns 'ok' to keep it or a verdict naming why not. ``workers``: processes
     scanning raw files (default: one per CPU, up to 4; 1 scans in this process). ``tmp_dir`` holds the spill
-    files (default: a hidden folder inside the lake, so spilling never fills a RAM-backed /tmp).
+    files (default: a hidden folder inside the lake, so spilling never fills a RAM-backed /tmp; the system
+    temporary folder for an S3 lake). ``lake`` is a folder or ``s3://bucket/prefix`` (see ``lake.storage``).
+    ``companion`` also publishes the narrow Parquet file `tailpipe report` reads (needs DuckDB; skipped
+    without it).
     Raises CompactError when there is nothing to read; problems in the input are counted, not raised.
     """
     started = time.monotonic()
-    root = local_path(lake)
-    target = root / compacted_name(day)
+    storage = open_lake(lake)
+    key = compacted_name(day)
+    target: Path | str = storage.path(key) if isinstance(storage, LocalLake) else storage.url(key)
     result = CompactResult(day=day, path=target)
-    paths = _raw_files(root, day)
-    if not paths:
+    entries = _raw_files(storage, day)
+    if not entries:
         raise CompactError(
-            f"no raw files for {day:%Y-%m-%d} in {root} (looked in {raw_partition(day)} and the partitions of the "
-            "days either side); nothing was compacted and any existing compacted file was left as it is"
+            f"no raw files for {day:%Y-%m-%d} in {storage.location} (looked in {raw_partition(day)} and the "
+            "partitions of the days either side); nothing was compacted and any existing compacted file was left "
+            "as it is"
         )
-    sizes = [p.stat().st_size for p in paths]
+    total = sum(e.size for e in entries)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        spill_parent = Path(tmp_dir) if tmp_dir is not None else root
-        _remove_leftovers(spill_parent, target)
+        if tmp_dir is not None:
+            spill_parent = Path(tmp_dir)
+        elif isinstance(storage, LocalLake):
+            spill_parent = storage.root
+        else:
+            spill_parent = Path(tempfile.gettempdir())
+        staging = storage.staging_dir(key, spill_parent)
+        _remove_leftovers(spill_parent, staging, key.rsplit("/", 1)[-1])
         spill = Path(tempfile.mkdtemp(prefix=f".tailpipe-compact-{os.getpid()}-", dir=spill_parent))
     except OSError as exc:
-        raise CompactError(f"cannot write to the lake {root}: {exc}; check the path and its permissions") from exc
-    buckets = _bucket_count(sum(sizes))
+        raise CompactError(
+            f"cannot write to {storage.location} (or its spill folder): {exc}; check the path and its permissions"
+        ) from exc
+    buckets = _bucket_count(total)
     try:
-        pool = _Workers(day, verify, spill, buckets, _worker_count(workers, sum(sizes)))
+        pool = _Workers(day, verify, spill, buckets, _worker_count(workers, total), storage)
         with pool, _progress(progress) as bar:
-            reading = bar.add_task(f"reading {day:%Y-%m-%d}", total=sum(sizes))
-            for size, part in zip(sizes, pool.map(_scan_file, enumerate(paths)), strict=True):
+            reading = bar.add_task(f"reading {day:%Y-%m-%d}", total=total)
+            for entry, part in zip(entries, pool.map(_scan_file, enumerate(e.key for e in entries)), strict=True):
                 result.add(part)
-                bar.advance(reading, size)
+                bar.advance(reading, entry.size)
             pool.finish_scan()
             result.phases["reading"] = time.monotonic() - started
             sorting = bar.add_task("sorting", total=buckets)
@@ -214,12 +230,17 @@ def compact_day(
                 result.duplicates += duplicates
                 bar.advance(sorting, 1)
             result.phases["sorting"] = time.monotonic() - started - result.phases["reading"]
-            writing = bar.add_task(f"writing {target.name}", total=result.records)
-            digest, size, changed = _publish(target, _merge(runs), lambda n: bar.advance(writing, n))
-            result.phases["writing"] = time.monotonic() - started - sum(result.phases.values())
+            writing = bar.add_task(f"writing {key.rsplit('/', 1)[-1]}", total=result.records)
+            tmp, digest, size = _write_gzip(staging, key, _merge(runs), lambda n: bar.advance(writing, n))
+            try:
+                result.phases["writing"] = time.monotonic() - started - sum(result.phases.values())
+                result.changed = _publish(storage, day, key, tmp, digest, spill if companion else None, result)
+            finally:
+                tmp.unlink(missing_ok=True)
+            result.phases["publishing"] = time.monotonic() - started - sum(result.phases.values())
     finally:
         shutil.rmtree(spill, ignore_errors=True)
-    result.sha256, result.bytes_written, result.changed = digest, size, changed
+    result.sha256, result.bytes_written = digest, size
     result.seconds = time.monotonic() - started
     return result
 
@@ -229,20 +250,21 @@ def compact_day(
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _raw_files(root: Path, day: date) -> list[Path]:
-    """The raw objects of day-1..day+1 in first-seen order (partition day, then file name)."""
-    out: list[Path] = []
+def _raw_files(storage: Storage, day: date) -> list[Entry]:
+    """The raw objects of day-1..day+1 in first-seen order (partition day, then name); hidden names left out."""
+    out: list[Entry] = []
     for d in (day - timedelta(days=1), day, day + timedelta(days=1)):
-        folder = root / raw_partition(d)
-        if folder.is_dir():
-            names = sorted(p for p in folder.iterdir() if p.name.endswith(".gz") and not p.name.startswith("."))
-            out += [p for p in names if p.is_file()]
+        prefix = raw_partition(d)
+        for entry in storage.list(prefix):
+            name = entry.key[len(prefix):]
+            if name.endswith(".gz") and "/" not in name and not name.startswith((".", "_")):
+                out.append(entry)
     return out
 
 
 def _iter_day_records(
-    paths: Iterable[Path], result: CompactResult, skip: Callable[[bytes], bool] | None = None
-) -> Iterator[tuple[Path, int, bytes, dict[str, Any]]]:
+    storage: Storage, keys: Iterable[str], result: CompactResult, skip: Callable[[bytes], bool] | None = None
+) -> Iterator[tuple[str, int, bytes, dict[str, Any]]]:
     """Yield (path, line number, line, parsed JSON object) for every good line of gzip JSONL files, in order.
 
     This is the seam for ``lake.reader``: problems go to ``result`` (counts and messages) instead of being
@@ -250,9 +272,10 @@ def _iter_day_records(
     complete lines and counts the partial last one as a bad line; multi-member gzip files are read whole.
     ``skip(line)`` true drops a line before it is parsed (the caller counts it).
     """
-    for path in paths:
+    for key in keys:
         result.files += 1
-        for line_no, line in _iter_lines(path, result):
+        path = storage.url(key)
+        for line_no, line in _iter_lines(storage, key, path, result):
             if skip is not None and skip(line):
                 continue
             try:
@@ -282,64 +305,46 @@ def _loads(line: bytes) -> Any:
     return _DECODER.decode(line.decode("utf-8"))
 
 
-def _iter_lines(path: Path, result: CompactResult) -> Iterator[tuple[int, bytes]]:
-    """Numbered non-empty lines of a gzip file (all members), reporting damage instead of raising."""
-    line_no = 0
-    tail = b""
-    problem = None
+def _iter_lines(storage: Storage, key: str, path: str, result: CompactResult) -> Iterator[tuple[int, bytes]]:
+    """Numbered non-empty lines of one raw gzip object (``lake.reader.Lines``), damage counted in ``result``."""
     try:
-        with open(path, "rb") as f:
-            inflater = zlib.decompressobj(wbits=31)
-            in_member = False  # fed the current decompressor anything yet?
-            overlong = False
-            while problem is None and (chunk := f.read(_READ_CHUNK)):
-                while chunk:
-                    in_member = True
-                    try:
-                        data = inflater.decompress(chunk, _INFLATE_LIMIT)
-                    except zlib.error as exc:
-                        problem = f"corrupt gzip data ({exc})"
-                        break
-                    chunk = inflater.unconsumed_tail
-                    if inflater.eof:  # end of one gzip member; another may follow
-                        chunk = inflater.unused_data.lstrip(b"\0")  # tolerate zero padding after a member
-                        inflater, in_member = zlib.decompressobj(wbits=31), False
-                    if data:
-                        pieces = (tail + data).split(b"\n")
-                        tail = pieces.pop()
-                        for piece in pieces:
-                            line_no += 1
-                            if overlong:  # the end of a line already too long to keep
-                                overlong = False
-                                result.lines += 1
-                                result.bad_lines += 1
-                                result.note(f"{path} line {line_no}: longer than {_MAX_LINE:,} bytes; skipped")
-                                continue
-                            piece = piece.rstrip(b" \t\r")
-                            if piece:
-                                result.lines += 1
-                                yield line_no, piece
-                        if len(tail) > _MAX_LINE:  # not a record: do not hold it in memory
-                            overlong, tail = True, b""
-            if problem is None and in_member:
-                problem = "gzip stream ends early (truncated file?)"
-            elif problem is None and f.tell() == 0:
-                problem = "empty file, not gzip"
+        fh = storage.open(key)
     except OSError as exc:
-        problem = f"cannot read it ({exc.strerror or exc})"
-    tail = tail.rstrip(b" \t\r")
-    if problem is not None:
         result.bad_files += 1
-        kept = f"kept the {line_no:,} lines before it" if line_no else "nothing could be read from it"
-        result.note(f"{path}: {problem}; {kept}")
-        if tail:
-            result.lines += 1
-            result.bad_lines += 1
-            result.note(f"{path} line {line_no + 1}: cut off by the damage above; skipped")
+        result.note(f"{path}: cannot read it ({exc.strerror or exc}); nothing could be read from it")
         return
-    if tail:  # a last line without a newline: kept if it parses
+    with fh:
+        lines = Lines(fh, path, max_line=_MAX_LINE, read_size=_READ_CHUNK, inflate_step=_INFLATE_LIMIT)
+        for line_no, line, _complete in lines:
+            result.lines += 1
+            if line is None:
+                result.bad_lines += 1
+                result.note(f"{path} line {line_no}: longer than {_MAX_LINE:,} bytes; skipped")
+                continue
+            if line[-1] in _TRAILING_SPACE:
+                line = line.rstrip(b" \t\r")
+            yield line_no, line
+    damage = lines.damage
+    if damage is None and not lines.empty:
+        return
+    result.bad_files += 1
+    if damage is None:
+        result.note(f"{path}: empty file, not gzip; nothing could be read from it")
+        return
+    problem = {
+        CORRUPT_GZIP: f"corrupt gzip data ({damage.detail})",
+        TRUNCATED: "gzip stream ends early (truncated file?)",
+    }.get(damage.reason, f"cannot read it ({damage.detail})")
+    line_no = damage.line - 1
+    kept = f"kept the {line_no:,} lines before it" if line_no else "nothing could be read from it"
+    result.note(f"{path}: {problem}; {kept}")
+    if damage.cut:
         result.lines += 1
-        yield line_no + 1, tail
+        result.bad_lines += 1
+        result.note(f"{path} line {damage.line}: cut off by the damage above; skipped")
+
+
+_TRAILING_SPACE = frozenset(b" \t\r")
 
 
 def _reason(exc: ValueError) -> str:
@@ -421,7 +426,7 @@ def _other_day_skipper(day: date, result: CompactResult) -> Callable[[bytes], bo
 
 
 def _day_entries(
-    pairs: Iterable[tuple[Path, int, bytes, dict[str, Any]]],
+    pairs: Iterable[tuple[str, int, bytes, dict[str, Any]]],
     day: date,
     verify: Verifier | None,
     result: CompactResult,
@@ -486,6 +491,7 @@ class _Job:
     verify: Verifier | None
     spill: Path
     buckets: int
+    storage: Storage
     files: dict[int, Any] = field(default_factory=dict)  # this process's open bucket files
 
 
@@ -497,13 +503,13 @@ def _init(job: _Job | None) -> None:
     _job = job
 
 
-def _scan_file(item: tuple[int, Path]) -> CompactResult:
-    """Scan one raw file into this process's buckets; return its counts and problems."""
-    number, path = item
+def _scan_file(item: tuple[int, str]) -> CompactResult:
+    """Scan one raw object into this process's buckets; return its counts and problems."""
+    number, key = item
     job = _job
     assert job is not None
-    part = CompactResult(day=job.day, path=path)
-    records = _iter_day_records([path], part, skip=_other_day_skipper(job.day, part))
+    part = CompactResult(day=job.day, path=job.storage.url(key))
+    records = _iter_day_records(job.storage, [key], part, skip=_other_day_skipper(job.day, part))
     files, count = job.files, job.buckets
     for entry in _day_entries(records, job.day, job.verify, part, number):
         bucket = zlib.crc32(entry[26:_KEY_LEN]) % count
@@ -595,8 +601,10 @@ class _Workers:
     the progress bar starts its thread. Where fork is unavailable everything runs in this process.
     """
 
-    def __init__(self, day: date, verify: Verifier | None, spill: Path, buckets: int, workers: int) -> None:
-        self.job = _Job(day, verify, spill, buckets)
+    def __init__(
+        self, day: date, verify: Verifier | None, spill: Path, buckets: int, workers: int, storage: Storage
+    ) -> None:
+        self.job = _Job(day, verify, spill, buckets, storage)
         self.workers = workers if "fork" in multiprocessing.get_all_start_methods() else 1
         self.pool: Any = None
 
@@ -638,13 +646,15 @@ def _merge(runs: list[Path]) -> Iterator[bytes]:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _publish(target: Path, lines: Iterable[bytes], advance: Callable[[int], None]) -> tuple[str, int, bool]:
-    """Write ``lines`` gzipped to a hidden temporary file beside ``target``, then rename it over ``target``.
+def _write_gzip(
+    staging: Path, key: str, lines: Iterable[bytes], advance: Callable[[int], None]
+) -> tuple[Path, str, int]:
+    """Write ``lines`` gzipped to a hidden temporary file in ``staging``: (its path, SHA-256, size).
 
-    The temporary name starts with '.', so globs for ``telemetry-*.jsonl.gz`` never see it. On any error
-    the temporary file is removed and ``target`` is untouched. Returns (sha256, size, changed).
+    The temporary name starts with '.', so globs for ``telemetry-*.jsonl.gz`` never see it; on an error
+    it is removed.
     """
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp = staging / temp_name(key.rsplit("/", 1)[-1])
     digest = sha256()
     size = 0
     try:
@@ -655,16 +665,53 @@ def _publish(target: Path, lines: Iterable[bytes], advance: Callable[[int], None
                 size += len(member)
             out.flush()
             os.fsync(out.fileno())
-        new_hash = digest.hexdigest()
-        if target.exists() and _file_sha256(target) == new_hash:
-            tmp.unlink()
-            return new_hash, size, False
-        os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(target.parent)
-    return new_hash, size, True
+    return tmp, digest.hexdigest(), size
+
+
+def _publish(
+    storage: Storage, day: date, key: str, tmp: Path, digest: str, scratch: Path | None, result: CompactResult
+) -> bool:
+    """Publish the compacted file (and its Parquet companion when ``scratch`` is given); True if it changed.
+
+    Order matters for readers: the old companion is removed before the new day file replaces the old one,
+    and the new companion is published after it, so a companion never describes other bytes than the day
+    file beside it (a crash in between leaves no companion, and report reads the JSONL).
+    """
+    changed = not storage.same(key, digest)
+    companion_key = companion_name(day)
+    parquet = None
+    if scratch is not None and (changed or not storage.exists(companion_key)):
+        parquet = _build_companion(tmp, storage.staging_dir(companion_key, scratch), result)
+    try:
+        if changed:
+            storage.delete(companion_key)
+            storage.publish(key, tmp, digest)
+        if parquet is not None:
+            storage.publish(companion_key, parquet, file_sha256(parquet))
+            result.companion = storage.url(companion_key)
+    finally:
+        if parquet is not None:
+            parquet.unlink(missing_ok=True)
+    return changed
+
+
+def _build_companion(jsonl: Path, folder: Path, result: CompactResult) -> Path | None:
+    """The narrow Parquet copy of a compacted day for `tailpipe report`; None (with a note) if it cannot be made."""
+    try:
+        from .report import write_companion
+    except ImportError:  # pragma: no cover - report imports nothing optional at module level
+        return None
+    out = folder / temp_name("companion.parquet")
+    try:
+        if write_companion(jsonl, out):
+            return out
+    except Exception as exc:  # the JSONL is the source of truth: a missing companion only makes report slower
+        result.note(f"Parquet companion not written ({type(exc).__name__}); tailpipe report reads the JSONL instead")
+    out.unlink(missing_ok=True)
+    return None
 
 
 def _gzip_members(lines: Iterable[bytes], advance: Callable[[int], None]) -> Iterator[bytes]:
@@ -702,9 +749,9 @@ def _blocks(lines: Iterable[bytes]) -> Iterator[tuple[bytes, int]]:
         yield b"".join(batch), len(batch)
 
 
-def _remove_leftovers(spill_parent: Path, target: Path) -> None:
+def _remove_leftovers(spill_parent: Path, staging: Path, name: str) -> None:
     """Delete the spill folders and temporary files of runs that were killed (their process is gone)."""
-    candidates = [*spill_parent.glob(".tailpipe-compact-*-*"), *target.parent.glob(f".{target.name}.tmp-*-*")]
+    candidates = [*spill_parent.glob(".tailpipe-compact-*-*"), *staging.glob(f".{name}.tmp-*-*")]
     for path in candidates:
         pid = path.name.rsplit("-", 2)[-2]
         if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
@@ -722,28 +769,6 @@ def _alive(pid: int) -> bool:
     except OSError:  # exists but is not ours, or the platform cannot tell: leave its files alone
         return True
     return True
-
-
-def _file_sha256(path: Path) -> str:
-    digest = sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_READ_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename durable (POSIX); a no-op where folders cannot be opened (Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
     <lake>/ai-telemetry-raw/year=YYYY/month=MM/day=DD/<stream>-1-YYYY-MM-DD-HH-MM-SS-<uuid>.gz   raw, by arrival
     <lake>/ai-telemetry/telemetry-YYYYMMDD.jsonl.gz                                            compacted, by record day
+    <lake>/ai-telemetry-parquet/telemetry-YYYYMMDD.parquet                                     its report columns
     <lake>/ai-telemetry-errors/<error-type>/year=YYYY/month=MM/day=DD/...                      Firehose errors
 
 Raw objects are newline-delimited JSON records, gzip-compressed (one or more gzip members). As with
@@ -18,6 +19,7 @@ from pathlib import Path
 
 RAW_PREFIX = "ai-telemetry-raw"
 COMPACT_PREFIX = "ai-telemetry"
+COMPANION_PREFIX = "ai-telemetry-parquet"  # a prefix of its own: Athena reads every file under a table's LOCATION
 ERRORS_PREFIX = "ai-telemetry-errors"
 LOCAL_STREAM = "tailpipe-local"
 
@@ -49,6 +51,11 @@ def raw_object_name(when: datetime, stream: str = LOCAL_STREAM, version: int = 1
 def compacted_name(day: date) -> str:
     """Relative path of a compacted day file."""
     return f"{COMPACT_PREFIX}/telemetry-{day:%Y%m%d}.jsonl.gz"
+
+
+def companion_name(day: date) -> str:
+    """Relative path of a compacted day's Parquet companion (the few columns `tailpipe report` reads)."""
+    return f"{COMPANION_PREFIX}/telemetry-{day:%Y%m%d}.parquet"
 
 
 def parse_partition(relative: str) -> date | None:

@@ -31,10 +31,15 @@ TRUNCATED = "truncated"
 NOT_JSON = "not_json"
 SCHEMA = "schema"
 UNREADABLE = "unreadable"
-REASONS = (CORRUPT_GZIP, TRUNCATED, NOT_JSON, SCHEMA, UNREADABLE)
+TOO_LONG = "too_long"
+REASONS = (CORRUPT_GZIP, TRUNCATED, NOT_JSON, SCHEMA, UNREADABLE, TOO_LONG)
+
+MAX_LINE = 4 * 1024 * 1024
+"""Longest line read as a record; Firehose caps a record at 1,000 KiB, so a longer line is damage."""
 
 _GZIP_MAGIC = b"\x1f\x8b"
-_CHUNK = 256 * 1024
+_CHUNK = 256 * 1024  # bytes read per step
+_INFLATE_STEP = 1024 * 1024  # most bytes decompressed per step (a gzip bomb cannot blow up memory)
 
 
 @dataclass
@@ -125,32 +130,174 @@ def iter_records(
 
 
 def iter_lines(path: str | os.PathLike[str], stats: ReadStats) -> Iterator[tuple[int, bytes, bool]]:
-    """(line number, line without its newline, complete) for each non-blank line of one file.
+    """(line number, line without its newline, complete) for each non-blank line of one local file.
 
     `complete` is False only for a last line with no newline in a file that otherwise ended cleanly. When a
     gzip stream is cut short or corrupt, the partial line at the cut is dropped and counted instead.
     """
     stats.files += 1
-    lineno = 0
-    tail = b""
     try:
-        for chunk in _decoded_chunks(path):
-            lines = (tail + chunk).split(b"\n") if tail else chunk.split(b"\n")
-            tail = lines.pop()
-            for line in lines:
-                lineno += 1
-                if line and not line.isspace():
-                    stats.lines += 1
-                    yield lineno, line, True
-    except _Broken as exc:
-        stats.skip(path, lineno + 1, exc.reason, exc.detail)
-        return
+        fh = open(path, "rb")  # noqa: SIM115 - closed below, after the generator is consumed
     except OSError as exc:
-        stats.skip(path, lineno + 1, UNREADABLE, exc.strerror or type(exc).__name__)
+        stats.skip(path, 1, UNREADABLE, exc.strerror or type(exc).__name__)
         return
-    if tail and not tail.isspace():
-        stats.lines += 1
-        yield lineno + 1, tail, False
+    with fh:
+        lines = Lines(fh, os.fspath(path), read_size=_CHUNK)
+        for lineno, line, complete in lines:
+            if line is None:
+                stats.skip(path, lineno, TOO_LONG, f"longer than {lines.max_line:,} bytes")
+                continue
+            stats.lines += 1
+            yield lineno, line, complete
+    if lines.damage is not None:
+        stats.skip(path, lines.damage.line, lines.damage.reason, lines.damage.detail)
+
+
+@dataclass(frozen=True)
+class Damage:
+    """Why a file's byte stream could not be read to its end, and where (the line being read when it broke)."""
+
+    reason: str
+    """CORRUPT_GZIP, TRUNCATED or UNREADABLE."""
+    detail: str
+    """What broke, in words (never file content)."""
+    line: int
+    """The number the next line would have had; every line before it was yielded."""
+    cut: bool
+    """True when a partial line was lost at the damage."""
+
+
+class Lines:
+    """The one streaming line reader of lake files: ``for number, line, complete in Lines(fh, name)``.
+
+    Gzip (one or more members, zero padding between them) is recognised by its magic bytes, whatever the
+    name; a name ending in ``.gz`` that is not gzip is damage. Each non-blank line comes out as the raw bytes
+    read, without its newline, with its 1-based number (blank lines count but are not yielded). Memory stays
+    bounded: reads of ``read_size`` bytes, at most ``inflate_step`` bytes decompressed per step, and a line
+    longer than ``max_line`` bytes is yielded as ``None`` (its content is never held). ``complete`` is False
+    only for a last line without a newline in a file that ended cleanly.
+
+    When the stream breaks (corrupt gzip, gzip cut short, an I/O error) reading stops; ``damage`` says why
+    and where, and the partial line at the cut is dropped (``damage.cut``). Each consumer maps this onto
+    its own counters. The last 8 bytes are fed to zlib separately, so a file whose only fault is its
+    checksum or its missing end still yields all its complete lines first. ``empty`` is True for a
+    zero-byte file (no lines, no damage).
+    """
+
+    def __init__(
+        self,
+        fh: Any,
+        name: str = "",
+        *,
+        max_line: int | None = None,
+        read_size: int | None = None,
+        inflate_step: int | None = None,
+    ) -> None:
+        self.fh = fh
+        self.name = name
+        self.max_line = max_line or MAX_LINE
+        self.read_size = read_size or _CHUNK
+        self.inflate_step = inflate_step or _INFLATE_STEP
+        self.damage: Damage | None = None
+        self.empty = False
+
+    def __iter__(self) -> Iterator[tuple[int, bytes | None, bool]]:
+        max_line = self.max_line
+        number = 0
+        tail = b""
+        overlong = False
+        try:
+            for chunk in self._decoded():
+                pieces = chunk.split(b"\n")
+                if tail:
+                    pieces[0] = tail + pieces[0]
+                tail = pieces.pop()
+                for piece in pieces:
+                    number += 1
+                    if overlong or len(piece) > max_line:
+                        overlong = False
+                        yield number, None, True
+                    elif piece and not piece.isspace():
+                        yield number, piece, True
+                if len(tail) > max_line:  # not a record: do not hold it in memory
+                    overlong, tail = True, b""
+        except _Broken as exc:
+            self.damage = Damage(exc.reason, exc.detail, number + 1, bool(tail) or overlong)
+            return
+        except OSError as exc:
+            detail = f"cannot read on ({type(exc).__name__}: {exc.strerror or exc})"
+            self.damage = Damage(UNREADABLE, detail, number + 1, bool(tail) or overlong)
+            return
+        if overlong:
+            yield number + 1, None, False
+        elif tail and not tail.isspace():
+            yield number + 1, tail, False
+
+    def _decoded(self) -> Iterator[bytes]:
+        """The file's bytes, gunzipped when they are gzip; raises _Broken."""
+        read, size = self.fh.read, self.read_size
+        first = _read_at_least(read, b"", 2, size)
+        if not first:
+            self.empty = True
+            return
+        if first[:2] != _GZIP_MAGIC:
+            if self.name.endswith(".gz"):
+                raise _Broken(CORRUPT_GZIP, "not gzip data (the name ends in .gz)")
+            yield first
+            while chunk := read(size):
+                yield chunk
+            return
+        yield from self._gunzip(first)
+
+    def _gunzip(self, pending: bytes) -> Iterator[bytes]:
+        read, size = self.fh.read, self.read_size
+        self._inflater = zlib.decompressobj(wbits=31)
+        self._inside = False  # between a member's header and its end
+        ended = False
+        while not ended:
+            more = read(size)
+            ended = not more
+            pending += more
+            # The last 8 bytes are fed on their own: the trailer, if the file ends there.
+            feeds = (pending[:-8], pending[-8:]) if ended else (pending[:-8],)
+            pending = b"" if ended else pending[-8:]
+            for data in feeds:
+                yield from self._inflate(data)
+        if self._inside:  # output zlib may still hold back at the very end, then the verdict
+            try:
+                out = self._inflater.flush()
+            except zlib.error as exc:
+                raise _Broken(CORRUPT_GZIP, f"gzip data is corrupt ({exc})") from None
+            if out:
+                yield out
+            if not self._inflater.eof:
+                raise _Broken(TRUNCATED, "gzip data ends early (file truncated)")
+
+    def _inflate(self, data: bytes) -> Iterator[bytes]:
+        """Feed gzip bytes (any split of members, headers and data) and yield what they decompress to."""
+        step = self.inflate_step
+        full = False  # the last step filled its output limit: zlib may hold more output without more input
+        while data or full:
+            if not self._inside:
+                data = data.lstrip(b"\x00")  # zero padding between members is allowed, as in Python's gzip
+                if not data:
+                    return
+                if data[:2] != _GZIP_MAGIC[: len(data)]:
+                    raise _Broken(CORRUPT_GZIP, "bytes after the gzip data are not gzip")
+                self._inside = True
+            try:
+                out = self._inflater.decompress(data, step)
+            except zlib.error as exc:
+                raise _Broken(CORRUPT_GZIP, f"gzip data is corrupt ({exc})") from None
+            if out:
+                yield out
+            full = len(out) == step
+            data = self._inflater.unconsumed_tail
+            if self._inflater.eof:  # the leftover input is all in unused_data (unconsumed_tail may repeat it)
+                full = False
+                data = self._inflater.unused_data
+                self._inflater = zlib.decompressobj(wbits=31)
+                self._inside = False
 
 
 class _Broken(Exception):
@@ -160,52 +307,10 @@ class _Broken(Exception):
         self.detail = detail
 
 
-def _decoded_chunks(path: str | os.PathLike[str]) -> Iterator[bytes]:
-    """The file's bytes, gunzipped when it is gzip (by its first bytes, or its .gz name); raises _Broken."""
-    with open(path, "rb") as fh:
-        first = _read_at_least(fh, b"", 2)
-        if not first:
-            return
-        if not first.startswith(_GZIP_MAGIC):
-            if os.fspath(path).endswith(".gz"):
-                raise _Broken(CORRUPT_GZIP, "named .gz but not gzip data")
-            yield first
-            while chunk := fh.read(_CHUNK):
-                yield chunk
-            return
-        yield from _gunzip(first, fh)
-
-
-def _gunzip(data: bytes, fh: Any) -> Iterator[bytes]:
-    """Decompress consecutive gzip members; a cut-short last member raises _Broken(TRUNCATED)."""
-    d = zlib.decompressobj(wbits=31)
-    while True:
-        try:
-            out = d.decompress(data)
-        except zlib.error as exc:
-            raise _Broken(CORRUPT_GZIP, str(exc)) from None
-        if out:
-            yield out
-        if not d.eof:
-            data = fh.read(_CHUNK)
-            if not data:
-                raise _Broken(TRUNCATED, "gzip stream ends early; the rest of the file is lost")
-            continue
-        # A member ended; another may follow, or zero padding (some tools add it), or the end of the file.
-        data = _read_at_least(fh, d.unused_data, 2)
-        while data and not data.strip(b"\x00"):
-            data = _read_at_least(fh, b"", 2)
-        if not data:
-            return
-        if not data.startswith(_GZIP_MAGIC):
-            raise _Broken(CORRUPT_GZIP, "data after a gzip member is not gzip")
-        d = zlib.decompressobj(wbits=31)
-
-
-def _read_at_least(fh: Any, data: bytes, n: int) -> bytes:
-    """`data` topped up from `fh` to at least `n` bytes, unless the file ends first."""
+def _read_at_least(read: Any, data: bytes, n: int, size: int) -> bytes:
+    """`data` topped up by `read` to at least `n` bytes, unless the stream ends first."""
     while len(data) < n:
-        more = fh.read(_CHUNK)
+        more = read(size)
         if not more:
             break
         data += more

@@ -21,10 +21,10 @@ import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
-from .layout import COMPACT_PREFIX, RAW_PREFIX, local_path, parse_partition
+from .layout import COMPACT_PREFIX, COMPANION_PREFIX, RAW_PREFIX, parse_partition
+from .storage import LakeError, LocalLake, Storage, open_lake
 
 __all__ = ["BUILTIN_GROUPS", "METRICS", "ReportError", "format_report", "report"]
 
@@ -69,7 +69,13 @@ _OUT = (
     "output_tokens, energy_wh, carbon_gco2e, cost_usd, attributes"
 )
 _TAG_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,63}")
-_COMPACTED_RE = re.compile(r"telemetry-(\d{8})\.jsonl\.gz")
+_COMPACTED_RE = re.compile(
+    rf"(?:{re.escape(COMPACT_PREFIX)}/telemetry-(\d{{8}})\.jsonl\.gz|{re.escape(COMPANION_PREFIX)}/telemetry-(\d{{8}})\.parquet)"
+)
+COMPANION_MEMORY_MB = 128
+"""DuckDB's memory limit while it writes a Parquet companion (it spills to disk past it)."""
+_COMPANION_COLUMNS = [name for name in _COLUMNS if name != "schema"]
+"""The Parquet companion's columns: everything report reads (compacted records all have the right schema)."""
 
 
 class ReportError(ValueError):
@@ -95,16 +101,25 @@ def report(
     first, last = _day(start, "start"), _day(end, "end")
     if first and last and first > last:
         raise ReportError(f"the report starts ({first}) after it ends ({last}); swap --from and --to")
-    root = local_path(lake)
-    if not root.is_dir():
-        raise ReportError(f"no lake at {root}: pass --lake (or set TAILPIPE_LAKE) to the folder holding {RAW_PREFIX}/")
-    compacted = _compacted_files(root, first, last)
-    raw = _raw_files(root, first, last, set(compacted), on_problem or (lambda message: None))
+    try:
+        storage = open_lake(lake)
+        if isinstance(storage, LocalLake) and not storage.root.is_dir():
+            raise ReportError(
+                f"no lake at {storage.root}: pass --lake (or set TAILPIPE_LAKE) to the folder holding {RAW_PREFIX}/"
+            )
+        compacted = _compacted_files(storage, first, last)
+        raw = _raw_files(storage, first, last, set(compacted), on_problem or (lambda message: None))
+    except LakeError as exc:
+        raise ReportError(str(exc)) from None
     if not compacted and not raw:
         return []
     duckdb = _duckdb()
     con = duckdb.connect()
     try:
+        try:
+            storage.prepare_duckdb(con)
+        except LakeError as exc:
+            raise ReportError(str(exc)) from None
         sources, params = _sources(compacted, raw, first, last)
         keys, key_params = _group_sql(groups)
         sql = (
@@ -178,27 +193,30 @@ def _in_range(d: date, first: date | None, last: date | None) -> bool:
     return (first is None or d >= first) and (last is None or d <= last)
 
 
-def _compacted_files(root: Path, first: date | None, last: date | None) -> dict[date, Path]:
-    """Compacted day files in range, by day (hidden temporary files never match the name)."""
-    out: dict[date, Path] = {}
-    folder = root / COMPACT_PREFIX
-    if folder.is_dir():
-        for path in folder.iterdir():
-            m = _COMPACTED_RE.fullmatch(path.name)
-            if not m:
-                continue
-            try:
-                d = date(int(m[1][:4]), int(m[1][4:6]), int(m[1][6:]))
-            except ValueError:
-                continue
-            if _in_range(d, first, last) and path.is_file():
-                out[d] = path
-    return dict(sorted(out.items()))
+def _compacted_files(storage: Storage, first: date | None, last: date | None) -> dict[date, str]:
+    """The source of each compacted day in range: its Parquet companion when present, else its JSONL file.
+
+    Hidden temporary files never match the names. A companion without its day file is ignored.
+    """
+    json_files: dict[date, str] = {}
+    parquet: dict[date, str] = {}
+    for entry in [*storage.list(f"{COMPACT_PREFIX}/"), *storage.list(f"{COMPANION_PREFIX}/")]:
+        m = _COMPACTED_RE.fullmatch(entry.key)
+        if not m:
+            continue
+        digits = m[1] or m[2]
+        try:
+            d = date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+        except ValueError:
+            continue
+        if _in_range(d, first, last):
+            (json_files if m[1] else parquet)[d] = storage.url(entry.key)
+    return {d: parquet.get(d, url) for d, url in sorted(json_files.items())}
 
 
 def _raw_files(
-    root: Path, first: date | None, last: date | None, compacted: set[date], on_problem: Callable[[str], None]
-) -> list[tuple[Path, date]]:
+    storage: Storage, first: date | None, last: date | None, compacted: set[date], on_problem: Callable[[str], None]
+) -> list[tuple[str, date]]:
     """(file, partition day) for raw partitions that may hold records of an uncompacted day in range.
 
     A partition P may hold records of days P-1..P+1 (the window compaction reads), so it is needed when one
@@ -206,32 +224,57 @@ def _raw_files(
     since one would stop DuckDB.
     """
     one = timedelta(days=1)
-    out: list[tuple[Path, date]] = []
-    base = root / RAW_PREFIX
-    if not base.is_dir():
-        return out
-    for folder in sorted(base.glob("year=*/month=*/day=*")):
-        p = parse_partition(folder.relative_to(root).as_posix())
-        if p is None or not folder.is_dir():
+    out: list[tuple[str, date]] = []
+    for entry in storage.list(f"{RAW_PREFIX}/"):
+        folder, _, name = entry.key.rpartition("/")
+        p = parse_partition(folder)
+        if p is None or not name.endswith(".gz") or name.startswith((".", "_")) or folder.count("/") != 3:
             continue
         if not any(_in_range(d, first, last) and d not in compacted for d in (p - one, p, p + one)):
             continue
-        for path in sorted(folder.iterdir()):
-            if not path.name.endswith(".gz") or path.name.startswith(".") or not path.is_file():
-                continue
-            if _is_gzip(path):
-                out.append((path, p))
-            else:
-                on_problem(f"{path}: not a gzip file; left out of the report")
+        if _is_gzip(storage, entry.key):
+            out.append((storage.url(entry.key), p))
+        else:
+            on_problem(f"{storage.url(entry.key)}: not a gzip file; left out of the report")
     return out
 
 
-def _is_gzip(path: Path) -> bool:
+def _is_gzip(storage: Storage, key: str) -> bool:
     try:
-        with open(path, "rb") as f:
-            return f.read(2) == b"\x1f\x8b"
+        return storage.head(key, 2) == b"\x1f\x8b"
     except OSError:
         return False
+
+
+def write_companion(jsonl: str | os.PathLike[str], out: str | os.PathLike[str]) -> bool:
+    """Write the report's columns of a compacted JSONL file as Parquet at ``out``; False without DuckDB.
+
+    The companion holds only what `report` reads, so a report over it reads a few compressed columns
+    instead of parsing every JSON line. The JSONL stays the source of truth: compaction publishes the
+    companion after its day file and removes it before replacing that file.
+    """
+    try:
+        import duckdb
+    except ImportError:
+        return False
+    con = duckdb.connect()
+    try:
+        con.execute("SET preserve_insertion_order = false")  # rows in any order: keeps memory low
+        con.execute(f"SET memory_limit = '{COMPANION_MEMORY_MB}MB'")  # compaction promises bounded memory
+        read = f"read_json({_literal(os.fspath(jsonl))}, format='newline_delimited', compression='gzip', "
+        read += f"columns={_sql_struct(_COLUMNS)})"
+        columns = ", ".join(f'"{name}"' for name in _COMPANION_COLUMNS)
+        con.execute(
+            f"COPY (SELECT {columns} FROM {read}) TO {_literal(os.fspath(out))} "
+            "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)"
+        )
+    finally:
+        con.close()
+    return True
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -240,7 +283,7 @@ def _is_gzip(path: Path) -> bool:
 
 
 def _sources(
-    compacted: dict[date, Path], raw: list[tuple[Path, date]], first: date | None, last: date | None
+    compacted: dict[date, str], raw: list[tuple[str, date]], first: date | None, last: date | None
 ) -> tuple[str, list[Any]]:
     """SQL yielding one row per record (the columns of _OUT) and its parameters."""
     read = f"read_json(?, format='newline_delimited', columns={_sql_struct(_COLUMNS)}, hive_partitioning=false, "
@@ -248,9 +291,14 @@ def _sources(
     range_params = [first, first, last, last]
     parts: list[str] = []
     params: list[Any] = []
-    if compacted:
+    json_files = [url for url in compacted.values() if not url.endswith(".parquet")]
+    parquet_files = [url for url in compacted.values() if url.endswith(".parquet")]
+    if json_files:
         parts.append(f"SELECT {_OUT} FROM (SELECT {_SELECT} FROM {read}ignore_errors=true)) WHERE {in_range}")
-        params += [[str(p) for p in compacted.values()], *range_params]
+        params += [json_files, *range_params]
+    if parquet_files:
+        parts.append(f"SELECT {_OUT} FROM (SELECT {_SELECT} FROM read_parquet(?)) WHERE {in_range}")
+        params += [parquet_files, *range_params]
     if raw:
         # Valid-looking records of uncompacted days, read from a partition within a day of the record's own
         # day (the window compaction reads), first copy of each record_id in file order.
@@ -262,7 +310,7 @@ def _sources(
             f"AND abs(d - pday) <= 1 AND NOT list_contains(?::DATE[], d) AND {in_range} "
             "QUALIFY row_number() OVER (PARTITION BY record_id ORDER BY file_no) = 1"
         )
-        names = [str(p) for p, _ in raw]
+        names = [url for url, _ in raw]
         params += [names, names, [d for _, d in raw], list(range(len(raw))), list(compacted), *range_params]
     return " UNION ALL ".join(parts), params
 

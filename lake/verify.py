@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import os
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +39,8 @@ from typing import Any
 
 from tailpipe_ai.exporter.signing import Keyring, Verdict, check, safe_record_id
 from tailpipe_ai.lake.layout import ERRORS_PREFIX
+from tailpipe_ai.lake.reader import Lines
+from tailpipe_ai.lake.storage import S3Lake, is_s3
 
 MAX_LINE_BYTES = 4 * 1024 * 1024
 """Longest line read as a record; Firehose caps records at 1,000 KiB, so longer lines are damage."""
@@ -47,7 +48,6 @@ MAX_LINE_BYTES = 4 * 1024 * 1024
 RECORD_SUFFIXES = (".gz", ".jsonl", ".ndjson", ".json")
 _CHUNK = 1024 * 1024  # most decompressed bytes per step
 _READ = 256 * 1024  # bytes read from a file per step
-_GZIP_MAGIC = b"\x1f\x8b"
 _PROBLEMS = (Verdict.UNSIGNED, Verdict.UNKNOWN_KEY, Verdict.BAD_SIGNATURE, Verdict.MALFORMED)
 
 
@@ -159,10 +159,6 @@ class VerifyReport:
         }
 
 
-class _Damage(Exception):
-    """The byte stream of a file is damaged from here on (message says how)."""
-
-
 # ---------------------------------------------------------------------------------------------------------
 # reading
 # ---------------------------------------------------------------------------------------------------------
@@ -181,78 +177,6 @@ def record_files(path: str | os.PathLike[str]) -> Iterator[Path]:
         for name in sorted(files):
             if not name.startswith((".", "_")) and name.endswith(RECORD_SUFFIXES):
                 yield Path(current, name)
-
-
-class _Gunzip:
-    """Incremental (multi-member) gzip decompression with bounded output steps; raises _Damage where it breaks."""
-
-    def __init__(self) -> None:
-        self.decomp = zlib.decompressobj(wbits=31)
-        self.members = 0
-        self.inside = False  # between a member's header and its end
-
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        while data:
-            if not self.inside:
-                data = data.lstrip(b"\x00")  # zero padding between members is allowed, as in Python's gzip
-                if not data:
-                    return
-                if data[:2] != _GZIP_MAGIC[: len(data)]:
-                    raise _Damage("bytes after the gzip data are not gzip" if self.members else "not gzip data")
-                self.inside = True
-            try:
-                out = self.decomp.decompress(data, _CHUNK)
-            except zlib.error as exc:
-                raise _Damage(f"gzip data is corrupt ({exc})") from None
-            if out:
-                yield out
-            data = self.decomp.unconsumed_tail
-            if self.decomp.eof:
-                data = self.decomp.unused_data + data
-                self.decomp = zlib.decompressobj(wbits=31)
-                self.members += 1
-                self.inside = False
-
-
-def _gunzip(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """Decompressed data of a gzip byte stream, in steps of at most 1 MiB.
-
-    The last 8 bytes seen are held back and fed on their own: they are the CRC/size trailer when the
-    file ends there, so a checksum failure is raised after the member's lines have been read.
-    """
-    state = _Gunzip()
-    held = b""
-    for chunk in chunks:
-        data = held + chunk
-        held = data[-8:]
-        yield from state.feed(data[:-8])
-    yield from state.feed(held)
-    if state.inside:
-        raise _Damage("gzip data ends early (file truncated)")
-
-
-def _file_chunks(fh: Any) -> Iterator[bytes]:
-    while chunk := fh.read(_READ):
-        yield chunk
-
-
-def _lines(stream: Iterator[bytes]) -> Iterator[tuple[int, bytes | None]]:
-    """(line number, line without its newline) pairs; None stands for an overlong line (skipped)."""
-    number = 0
-    pending = b""
-    skipping = False
-    for chunk in stream:
-        pieces = chunk.split(b"\n")
-        pieces[0] = pending + pieces[0]
-        pending = pieces.pop()
-        for piece in pieces:
-            number += 1
-            yield number, None if skipping or len(piece) > MAX_LINE_BYTES else piece
-            skipping = False
-        if len(pending) > MAX_LINE_BYTES:
-            skipping, pending = True, b""
-    if skipping or pending:
-        yield number + 1, None if skipping else pending
 
 
 def _parse(line: bytes) -> tuple[Any, str | None]:
@@ -281,46 +205,36 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _open_stream(fh: Any, name: str) -> Iterator[bytes]:
-    head = fh.read(2)
-    fh.seek(0)
-    if head == _GZIP_MAGIC:
-        return _gunzip(_file_chunks(fh))
-    if name.endswith(".gz") and head:
-        raise _Damage("not gzip data (the name ends in .gz)")
-    return _file_chunks(fh)
-
-
-def _verify_file(file: Path, keyring: Keyring | None, report: VerifyReport) -> None:
-    name = str(file)
+def _verify_file(name: str, opener: Callable[[], Any], keyring: Keyring | None, report: VerifyReport) -> None:
     counts = _zero_counts()
 
     def problem(line: int | None, verdict: Verdict, reason: str, record_id: str | None = None) -> None:
         counts[verdict] += 1
         report._note(Problem(name, line, verdict, reason, record_id))
 
-    number = 0
     try:
-        with open(file, "rb") as fh:
-            for number, line in _lines(_open_stream(fh, name)):  # number locates damage after the loop
-                if line is None:
-                    problem(number, Verdict.MALFORMED, f"line longer than {MAX_LINE_BYTES} bytes")
-                    continue
-                if not line.strip():
-                    continue
-                record, error = _parse(line)
-                if error is not None:
-                    problem(number, Verdict.MALFORMED, error)
-                    continue
-                verdict, reason = check(record, keyring)
-                if verdict is Verdict.OK:
-                    counts[verdict] += 1
-                else:
-                    problem(number, verdict, reason, safe_record_id(record))
-    except _Damage as exc:
-        problem(number + 1, Verdict.MALFORMED, str(exc))
+        fh = opener()
     except OSError as exc:
         problem(None, Verdict.MALFORMED, f"cannot read the file ({type(exc).__name__}: {exc.strerror or exc})")
+        report._file_done(name, counts)
+        return
+    with fh:
+        lines = Lines(fh, name, max_line=MAX_LINE_BYTES, read_size=_READ, inflate_step=_CHUNK)
+        for number, line, _complete in lines:
+            if line is None:
+                problem(number, Verdict.MALFORMED, f"line longer than {MAX_LINE_BYTES} bytes")
+                continue
+            record, error = _parse(line)
+            if error is not None:
+                problem(number, Verdict.MALFORMED, error)
+                continue
+            verdict, reason = check(record, keyring)
+            if verdict is Verdict.OK:
+                counts[verdict] += 1
+            else:
+                problem(number, verdict, reason, safe_record_id(record))
+    if lines.damage is not None:
+        problem(lines.damage.line, Verdict.MALFORMED, lines.damage.detail)
     report._file_done(name, counts)
 
 
@@ -330,18 +244,50 @@ def verify_path(
     *,
     max_problems: int = 20,
     max_files: int = 1000,
-    on_file: Callable[[Path], None] | None = None,
+    on_file: Callable[[Path | str], None] | None = None,
 ) -> VerifyReport:
     """Verify every record under ``path`` (a .gz or plain JSONL file, a day partition, or a whole lake).
+
+    ``path`` may be an ``s3://bucket/prefix`` (a lake, a partition or one object; see ``lake.storage``).
 
     ``keyring`` None still reads everything: signed records then count as ``unknown_key``.
     ``max_problems`` / ``max_files`` bound how many problems and files with problems the report keeps.
     ``on_file`` is called before each file (for a progress display). Raises FileNotFoundError only when
-    ``path`` itself does not exist; everything else is counted in the report.
+    ``path`` itself does not exist (LakeError when an S3 location cannot be reached); everything else is
+    counted in the report.
     """
     report = VerifyReport(path=str(path), max_problems=max_problems, max_files=max_files)
+    if is_s3(path):
+        storage, keys = _s3_record_keys(os.fspath(path))
+        for key in keys:
+            url = storage.url(key)
+            if on_file is not None:
+                on_file(url)
+            _verify_file(url, lambda key=key: storage.open(key), keyring, report)
+        return report
     for file in record_files(path):
         if on_file is not None:
             on_file(file)
-        _verify_file(file, keyring, report)
+        _verify_file(str(file), lambda file=file: open(file, "rb"), keyring, report)  # noqa: SIM115
     return report
+
+
+def _s3_record_keys(url: str) -> tuple[S3Lake, list[str]]:
+    """The record objects under an s3:// prefix (the same rules as `record_files`), or the one object named."""
+    lake = S3Lake(url)
+    keys = [e.key for e in lake.list("") if _is_record_key(e.key)]
+    if keys:
+        return lake, keys
+    parent, _, name = url.rstrip("/").rpartition("/")
+    if name and parent != "s3:/":
+        holder = S3Lake(parent)
+        if holder.exists(name):
+            return holder, [name]
+    raise FileNotFoundError(f"{url}: no record objects there; give an object, a day partition or a lake prefix")
+
+
+def _is_record_key(key: str) -> bool:
+    *folders, name = key.split("/")
+    if any(part.startswith((".", "_")) for part in key.split("/")) or ERRORS_PREFIX in folders:
+        return False
+    return name.endswith(RECORD_SUFFIXES)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import os
 import re
 import uuid
@@ -322,6 +323,17 @@ class Record:
             out.setdefault(key, _copy_json(value))
         return out
 
+    def view(self) -> dict[str, Any]:
+        """The same dict as `to_dict`, but sharing the record's containers: for read-only use (encode, sign).
+
+        Copying every nested container was a third of the cost of writing a record.
+        """
+        out = dict(zip(FIELD_NAMES, _get_fields(self), strict=True))
+        if self.extra:
+            for key, value in self.extra.items():
+                out.setdefault(key, value)
+        return out
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Record:
         """Build and validate a record from its dict form (copied); unknown fields go to ``extra``.
@@ -353,9 +365,9 @@ class Record:
     def encode(self) -> bytes:
         """Validate, then encode as compact one-line UTF-8 JSON (no trailing newline; NaN refused)."""
         self.validate()
-        data = self.to_dict()
+        data = self.view()
         try:
-            text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+            text = _ENCODER.encode(data)
         except (TypeError, ValueError) as exc:
             raise _unencodable(data, exc) from None
         # Keep the record on one line for every line splitter (str.splitlines splits on these too).
@@ -408,6 +420,8 @@ REQUIRED_FIELDS: tuple[str, ...] = (
 )
 
 _FIELD_SET = frozenset(FIELD_NAMES)
+_get_fields = operator.attrgetter(*FIELD_NAMES)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 _check_hex32 = _hex_id_check(32)
 _check_hex16 = _hex_id_check(16)

@@ -121,3 +121,50 @@ def test_large_gzip_streams_in_chunks(tmp_path, monkeypatch):
     stats = ReadStats()
     assert sum(1 for _ in iter_records(tmp_path / "big.gz", stats=stats)) == 20_000
     assert stats.total_skipped == 0
+
+
+class _ReadOnly:
+    """A stream with only read(n), like an S3 object body."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.at = data, 0
+
+    def read(self, n: int = -1) -> bytes:
+        n = len(self.data) - self.at if n < 0 else n
+        out = self.data[self.at : self.at + n]
+        self.at += len(out)
+        return out
+
+
+@pytest.mark.parametrize("read_size", [1, 3, 8, 9, 64 * 1024])
+def test_lines_is_the_same_whatever_the_read_and_inflate_steps(read_size):
+    body = b"".join(json.dumps(rec(i)).encode() + b"\n" for i in range(50))
+    data = gz(body[:1000]) + b"\x00\x00" + gz(body[1000:])
+    lines = reader.Lines(_ReadOnly(data), "x.gz", read_size=read_size, inflate_step=7)
+    got = list(lines)
+    assert [line for _, line, _ in got] == body.splitlines()
+    assert [n for n, _, _ in got] == list(range(1, 51)) and lines.damage is None
+
+
+def test_lines_yields_everything_before_a_bad_checksum_then_reports_it():
+    whole = gz(b"a\nb\n")
+    broken = whole[:-8] + bytes([whole[-8] ^ 0xFF]) + whole[-7:]
+    lines = reader.Lines(_ReadOnly(broken), "x.gz")
+    assert [line for _, line, _ in lines] == [b"a", b"b"]
+    assert lines.damage.reason == reader.CORRUPT_GZIP and lines.damage.line == 3 and not lines.damage.cut
+
+
+def test_lines_skips_overlong_lines_without_holding_them():
+    data = b"short\n" + b"x" * 100 + b"\nafter\n" + b"y" * 100
+    lines = reader.Lines(_ReadOnly(data), "x.jsonl", max_line=50, read_size=16)
+    assert list(lines) == [(1, b"short", True), (2, None, True), (3, b"after", True), (4, None, False)]
+    stats = ReadStats()
+    assert list(reader.iter_records([], stats=stats)) == []
+
+
+def test_iter_lines_counts_overlong_lines(tmp_path, monkeypatch):
+    monkeypatch.setattr(reader, "MAX_LINE", 30)
+    (tmp_path / "x.jsonl").write_bytes(b'{"a": 1}\n' + b'{"pad": "' + b"z" * 40 + b'"}\n{"b": 2}\n')
+    stats = ReadStats()
+    assert [line for _, line, _ in iter_lines(tmp_path / "x.jsonl", stats)] == [b'{"a": 1}', b'{"b": 2}']
+    assert stats.skipped == {"too_long": 1} and "x.jsonl:2: too_long" in stats.examples[0]
