@@ -425,7 +425,9 @@ def regions_cmd(
 @app.command("compact")
 def compact_cmd(
     date_: Annotated[str, typer.Option("--date", help="The UTC day to compact, YYYY-MM-DD.")],
-    lake: Annotated[str | None, typer.Option(help="Lake folder (default TAILPIPE_LAKE or ./tailpipe-lake).")] = None,
+    lake: Annotated[
+        str | None, typer.Option(help="Lake folder or s3://bucket/prefix (default TAILPIPE_LAKE or ./tailpipe-lake).")
+    ] = None,
     verify: Annotated[bool, typer.Option("--verify", help="Keep only records with a valid signature.")] = False,
 ) -> None:
     """Compact a day's raw records into ai-telemetry/telemetry-YYYYMMDD.jsonl.gz (deduplicated, atomic)."""
@@ -433,6 +435,7 @@ def compact_cmd(
 
     from tailpipe_ai.lake.compact import CompactError, compact_day
     from tailpipe_ai.lake.layout import default_lake
+    from tailpipe_ai.lake.storage import LakeError
 
     try:
         day = _dt.date.fromisoformat(date_)
@@ -452,14 +455,16 @@ def compact_cmd(
         verifier = lambda record: verify_record(record, ring).value  # noqa: E731
     try:
         result = compact_day(lake or default_lake(), day, verify=verifier, progress=err.is_terminal)
-    except (CompactError, OSError) as exc:
+    except (CompactError, LakeError, OSError) as exc:
         raise _fail(str(exc)) from None
     out.print(result.summary(), highlight=False, markup=False)
 
 
 @app.command("report")
 def report_cmd(
-    lake: Annotated[str | None, typer.Option(help="Lake folder (default TAILPIPE_LAKE or ./tailpipe-lake).")] = None,
+    lake: Annotated[
+        str | None, typer.Option(help="Lake folder or s3://bucket/prefix (default TAILPIPE_LAKE or ./tailpipe-lake).")
+    ] = None,
     start: Annotated[str | None, typer.Option("--from", help="First UTC day, YYYY-MM-DD (inclusive).")] = None,
     end: Annotated[str | None, typer.Option("--to", help="Last UTC day, YYYY-MM-DD (inclusive).")] = None,
     by: Annotated[
@@ -495,7 +500,9 @@ def report_cmd(
 
 @app.command("verify")
 def verify_cmd(
-    path: Annotated[str, typer.Argument(help="A record file, a day partition or a whole lake folder.")],
+    path: Annotated[
+        str, typer.Argument(help="A record file, a day partition or a whole lake (a folder or s3://bucket/prefix).")
+    ],
     api_key: Annotated[
         str | None,
         typer.Option(
@@ -512,6 +519,7 @@ def verify_cmd(
     from rich.progress import Progress
 
     from tailpipe_ai.exporter.signing import Keyring, KeyringError
+    from tailpipe_ai.lake.storage import LakeError
     from tailpipe_ai.lake.verify import verify_path
 
     try:
@@ -530,7 +538,7 @@ def verify_cmd(
         with Progress(console=err, transient=True, disable=as_json or not err.is_terminal) as progress:
             task = progress.add_task("verifying", total=None)
             report = verify_path(path, ring, max_problems=max_problems, on_file=lambda *_: progress.advance(task))
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, LakeError) as exc:
         raise _fail(str(exc)) from None
     if report.files_checked == 0:
         raise _fail(f"no record files under {path}")
@@ -539,6 +547,19 @@ def verify_cmd(
     else:
         out.print(report.summary(), highlight=False, markup=False)
     raise typer.Exit(code=report.exit_code(allow_unsigned=allow_unsigned))
+
+
+from tailpipe_ai.cli_gateway import gateway_app  # noqa: E402  (typer only; the gateway loads when run)
+
+app.add_typer(gateway_app, name="gateway")
+
+from tailpipe_ai.cli_proxy import proxy_cmd  # noqa: E402  (typer only; aiohttp loads when the proxy runs)
+
+app.command("proxy")(proxy_cmd)
+
+from tailpipe_ai.cli_billing import app as billing_app  # noqa: E402  (typer only; pyarrow loads when run)
+
+app.add_typer(billing_app, name="billing")
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ _WRAPPERS = (
     ("anthropic", "tailpipe_ai.instrumentation.anthropic"),
     ("google.genai", "tailpipe_ai.instrumentation.google_genai"),
     ("mistralai", "tailpipe_ai.instrumentation.mistralai"),
+    ("botocore", "tailpipe_ai.instrumentation.bedrock"),  # boto3/botocore clients (bedrock-runtime only)
 )
 
 
@@ -51,6 +52,8 @@ class TailpipeAI:
     HMAC signature of records; it is never logged or written anywhere.
     lake: folder of the local lake (default `TAILPIPE_LAKE` or ./tailpipe-lake).
     region: where your model calls run ('aws:eu-central-1', 'DE', ...) when the client does not say.
+    residency: where records are stored: 'eu', 'us', 'apac' or an AWS region. Sends them to the Firehose
+    stream configured for that residency (docs/operations.md); a destination outside it is an error here.
     tags: attribution tags (team, project, ...) added to every call.
     """
 
@@ -60,6 +63,7 @@ class TailpipeAI:
         *,
         lake: str | os.PathLike[str] | None = None,
         region: str | None = None,
+        residency: str | None = None,
         tags: Mapping[str, str] | None = None,
         tracer_provider: Any = None,
         meter_provider: Any = None,
@@ -71,6 +75,12 @@ class TailpipeAI:
         from tailpipe_ai.instrumentation._telemetry import Telemetry
 
         self._api_key = api_key or os.environ.get("TAILPIPE_API_KEY") or None
+        if residency is not None and (lake is not None or sink is not None):
+            raise ValueError("TailpipeAI: residency= sends records to Firehose; give it without lake= or sink=")
+        if residency is not None:
+            from tailpipe_ai.exporter.firehose import FirehoseSink
+
+            sink = FirehoseSink.from_env(residency, signer=signer_from_env(self._api_key))
         if sink is None:
             # Records are signed with keys from TAILPIPE_SIGNING_KEYS and/or derived from the api_key.
             sink = LocalLakeSink(lake, signer=signer_from_env(self._api_key)) if lake is not None else default_sink()
@@ -110,6 +120,13 @@ class TailpipeAI:
             "tailpipe: %s.%s is not a supported client; it is returned unchanged", module, type(client).__name__
         )
         return client
+
+    def langchain_handler(self) -> Any:
+        """A LangChain callback handler emitting with this configuration (`config={"callbacks": [...]}`);
+        records say integration "langchain". Needs langchain-core. See docs/langchain.md."""
+        from tailpipe_ai.instrumentation.langchain import TailpipeCallbackHandler
+
+        return TailpipeCallbackHandler(self.telemetry)
 
     def tags(self, **values: str) -> _Tags:
         """Context manager and decorator: `with tailpipe.tags(team="search"):` / `@tailpipe.tags(team=...)`."""

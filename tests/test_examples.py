@@ -78,3 +78,60 @@ def test_opentelemetry_instrument_plain_app(env, tmp_path):
     assert {r["integration"] for r in records} == {"auto"}
     streamed = [r for r in records if r["streamed"]]
     assert streamed and streamed[0]["token_accuracy"] == "exact"  # include_usage was injected
+
+
+@pytest.mark.parametrize("backend", ["stub", "fake_server"])
+def test_bedrock_converse_example(env, tmp_path, fake_server, backend):
+    """Without AWS credentials the example answers from botocore's Stubber; with BEDROCK_ENDPOINT_URL it
+    talks to the fake Bedrock over HTTP. Either way one Bedrock record with the client's region."""
+    from tests.fakes import bedrock as fake_bedrock
+
+    env = {k: v for k, v in env.items() if not k.startswith("AWS_")}
+    env.update(
+        {
+            "AWS_CONFIG_FILE": str(tmp_path / "none"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_REGION": "eu-north-1",
+        }
+    )
+    if backend == "fake_server":
+        fake_bedrock.install(fake_server)
+        env.update(BEDROCK_ENDPOINT_URL=fake_server.url, AWS_ACCESS_KEY_ID="AKIAFAKE", AWS_SECRET_ACCESS_KEY="x")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "bedrock_converse.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "region eu-north-1" in done.stdout
+    (record,) = _records(tmp_path / "lake")
+    assert record["provider"] == "aws.bedrock" and record["region"] == "aws:eu-north-1"
+    assert record["attributes"] == {"team": "support", "feature": "triage"}
+    assert record["input_tokens"] > 0 and record["carbon_gco2e"] > 0 and record["token_accuracy"] == "exact"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["fake_server", "mock_transport"])
+def test_langchain_chain_example(env, tmp_path, backend):
+    """Against the fake OpenAI server (OPENAI_API_KEY set), or with no key on its mock transport: one
+    langchain record per model call of the chain, with the tags of the block it ran in."""
+    if backend == "mock_transport":
+        env = {k: v for k, v in env.items() if not k.startswith("OPENAI_")}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "langchain_chain.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    records = _records(tmp_path / "lake")
+    assert len(records) == 3
+    assert {r["integration"] for r in records} == {"langchain"} and {r["provider"] for r in records} == {"openai"}
+    assert sorted(r["attributes"].get("team") for r in records) == ["search", "support", "support"]
+    expected_input = 1200 if backend == "fake_server" else 70  # the fake's usage; the mock's 30 + 20 x 2 messages
+    assert all(r["input_tokens"] == expected_input and r["token_accuracy"] == "exact" for r in records)
+    assert all(r["energy_wh"] > 0 and r["carbon_gco2e"] > 0 for r in records)
