@@ -78,6 +78,13 @@ _COMPANION_COLUMNS = [name for name in _COLUMNS if name != "schema"]
 """The Parquet companion's columns: everything report reads (compacted records all have the right schema)."""
 
 
+BILLING_INTEGRATIONS = ("bedrock-cur", "azure-billing")
+SOURCES = ("all", "telemetry", "billing", "auto")
+"""`source=`: every record; only calls captured live (SDK, proxy, gateway, ...); only billing lines; or `auto`,
+billing lines where a day and provider have them and live calls for every other day and provider (so a
+period covered by both is counted once, from the bill, which covers every call)."""
+
+
 class ReportError(ValueError):
     """The report was asked for something it cannot do (bad --by name, bad date, no DuckDB)."""
 
@@ -89,14 +96,18 @@ def report(
     end: date | str | None = None,
     by: Sequence[str] | str = ("model",),
     on_problem: Callable[[str], None] | None = None,
+    source: str = "all",
 ) -> list[dict[str, Any]]:
     """One dict per group: the ``by`` keys, then requests, input_tokens, output_tokens, kwh, kgco2e, cost_usd.
 
     ``start``/``end`` are inclusive UTC days (``date`` or 'YYYY-MM-DD'; None means unbounded). ``by`` names
     come from ``BUILTIN_GROUPS`` or are attribute tags (``team``, ``project``, ...); a comma-separated string
     is accepted. ``cost_usd`` is None for a group with no priced record. Rows are sorted by the group keys.
-    ``on_problem`` receives a message for each raw file left out (not gzip); default: ignored.
+    ``on_problem`` receives a message for each raw file left out (not gzip); default: ignored. ``source`` is
+    one of ``SOURCES``.
     """
+    if source not in SOURCES:
+        raise ReportError(f"unknown source {source!r}: use one of {', '.join(SOURCES)}")
     groups = parse_by(by)
     first, last = _day(start, "start"), _day(end, "end")
     if first and last and first > last:
@@ -121,6 +132,7 @@ def report(
         except LakeError as exc:
             raise ReportError(str(exc)) from None
         sources, params = _sources(compacted, raw, first, last)
+        sources = _only(sources, source)
         keys, key_params = _group_sql(groups)
         sql = (
             f"WITH recs AS ({sources}) SELECT {keys}"
@@ -313,6 +325,22 @@ def _sources(
         names = [url for url, _ in raw]
         params += [names, names, [d for _, d in raw], list(range(len(raw))), list(compacted), *range_params]
     return " UNION ALL ".join(parts), params
+
+
+def _only(sources: str, source: str) -> str:
+    """The record rows of `sources` that `source` keeps (see SOURCES)."""
+    if source == "all":
+        return sources
+    billing = "coalesce(integration, '') IN (" + ", ".join(f"'{name}'" for name in BILLING_INTEGRATIONS) + ")"
+    if source == "billing":
+        return f"SELECT * FROM ({sources}) WHERE {billing}"
+    if source == "telemetry":
+        return f"SELECT * FROM ({sources}) WHERE NOT {billing}"
+    return (
+        f"SELECT * FROM (WITH every AS ({sources}) SELECT * FROM every r WHERE {billing} OR NOT EXISTS "
+        f"(SELECT 1 FROM every b WHERE b.d = r.d AND b.provider IS NOT DISTINCT FROM r.provider "
+        f"AND {billing.replace('integration', 'b.integration')}))"
+    )
 
 
 def _sql_struct(columns: dict[str, str]) -> str:

@@ -475,6 +475,13 @@ def report_cmd(
         ),
     ] = "model",
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    source: Annotated[
+        str,
+        typer.Option(
+            help="all, telemetry (calls captured live), billing (bill lines), or auto: bill lines where a day "
+            "and provider have them, live calls elsewhere (a period covered by both counted once)."
+        ),
+    ] = "all",
 ) -> None:
     """Requests, tokens, kWh, kgCO2e and cost per group, from the compacted and not-yet-compacted records."""
     from tailpipe_ai.lake.layout import default_lake
@@ -489,6 +496,7 @@ def report_cmd(
             end=end,
             by=by,
             on_problem=lambda message: err.print(message, markup=False, highlight=False),
+            source=source,
         )
     except ReportError as exc:
         raise _fail(str(exc)) from None

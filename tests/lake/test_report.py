@@ -232,3 +232,45 @@ def test_formats(lake) -> None:
     assert "gpt-4o-2024-08-06" in table and "total" in table and f"{sum(r['requests'] for r in rows):,}" in table
     with pytest.raises(ReportError, match="unknown report format 'xml'"):
         format_report(rows, "xml")
+
+
+def _bill_line(day: date, provider: str, wh: float, integration: str = "bedrock-cur") -> Record:
+    return Record(
+        timestamp=f"{day.isoformat()}T12:00:00.000000Z",
+        integration=integration,
+        provider=provider,
+        request_model="claude-sonnet-4",
+        response_model=None,
+        operation="chat",
+        token_accuracy="exact",
+        input_tokens=1000,
+        output_tokens=100,
+        energy_wh=wh,
+        carbon_gco2e=wh / 2,
+    )
+
+
+def test_sources_reconcile_billing_and_telemetry(lake) -> None:
+    root, records = lake
+    billed_day = DAYS[1]
+    live = [_bill_line(day, "aws.bedrock", 7.0, integration="sdk") for day in DAYS]  # one live call a day
+    bills = [_bill_line(billed_day, "aws.bedrock", 100.0), _bill_line(billed_day, "aws.bedrock", 50.0)]
+    write_raw(root, billed_day, [r.encode() for r in live + bills])
+    records = records + live
+
+    def wh(rows):
+        return sum(r["kwh"] for r in rows) * 1000
+
+    everything = report(root, source="all")
+    telemetry = report(root, source="telemetry")
+    billing = report(root, source="billing")
+    auto = report(root, source="auto")
+    assert wh(billing) == pytest.approx(150.0)
+    assert wh(telemetry) == pytest.approx(sum(r.energy_wh for r in records))
+    assert wh(everything) == pytest.approx(wh(telemetry) + 150.0)
+    # auto: the billed day's live Bedrock calls are replaced by the bill; every other call stays
+    replaced = sum(r.energy_wh for r in live if r.timestamp.startswith(billed_day.isoformat()))
+    assert replaced > 0
+    assert wh(auto) == pytest.approx(wh(telemetry) - replaced + 150.0)
+    with pytest.raises(ReportError, match="unknown source"):
+        report(root, source="bills")
