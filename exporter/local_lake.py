@@ -37,6 +37,8 @@ from tailpipe_ai.lake.layout import LOCAL_STREAM, RAW_PREFIX, default_lake, loca
 from tailpipe_ai.lake.reader import ReadStats, iter_lines
 from tailpipe_ai.semconv import Record
 
+from .durable import fsync_dir as _fsync_dir
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: recovery falls back to the file's age
@@ -73,19 +75,6 @@ def _lock(fd: int) -> bool:
         return True
     except OSError:
         return False
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - Windows cannot open a directory
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - some filesystems refuse
-        pass
-    finally:
-        os.close(fd)
 
 
 class _GzipWriter:

@@ -35,6 +35,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .durable import fsync_dir as _fsync_dir
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no cross-process lock
@@ -68,19 +70,6 @@ class Batch:
 
 def _segment_name(seq: int) -> str:
     return f"seg-{seq:012d}.jsonl"
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - Windows cannot open a directory
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - some filesystems refuse
-        pass
-    finally:
-        os.close(fd)
 
 
 class Spool:

@@ -29,6 +29,8 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from tailpipe_ai.exporter.durable import fsync_dir as _fsync_dir
+
 from .layout import local_path
 
 __all__ = ["Entry", "LakeError", "LocalLake", "S3Lake", "Storage", "file_sha256", "is_s3", "open_lake"]
@@ -188,20 +190,6 @@ class LocalLake:
         return None
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename durable (POSIX); a no-op where folders cannot be opened (Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 # ---------------------------------------------------------------------------------------------------------
 # S3 (and S3-compatible servers)
 # ---------------------------------------------------------------------------------------------------------
@@ -216,7 +204,7 @@ class S3Lake:
     """A lake under ``s3://bucket/prefix`` (what the Firehose stream writes to)."""
 
     def __init__(self, location: str) -> None:
-        rest = location[len("s3://"):]
+        rest = location[len("s3://") :]
         bucket, _, prefix = rest.partition("/")
         if not bucket:
             raise LakeError(f"{location!r} names no bucket: use s3://BUCKET[/PREFIX]")
@@ -318,7 +306,8 @@ class S3Lake:
 
         try:
             config = TransferConfig(
-                multipart_threshold=MULTIPART_BYTES, multipart_chunksize=MULTIPART_BYTES,
+                multipart_threshold=MULTIPART_BYTES,
+                multipart_chunksize=MULTIPART_BYTES,
                 max_concurrency=UPLOAD_CONCURRENCY,
             )
             extra = {"Metadata": {SHA256_METADATA: digest}, "ContentType": _content_type(key)}
