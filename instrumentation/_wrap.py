@@ -7,6 +7,7 @@ span/metrics/record machinery and the never-break-the-caller discipline.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,21 @@ Describe = Callable[[Any, tuple, dict], "CallSpec | None"]
 ParseResponse = Callable[[Any, CallSpec], "CallInfo | None"]
 ParseChunkFactory = Callable[[CallSpec], ChunkParser]
 GetTelemetry = Callable[[], "Telemetry | None"]
+
+
+@functools.lru_cache(maxsize=256)
+def known_region(spec: str | None) -> str | None:
+    """`spec` (e.g. 'aws:eu-west-1') if the carbon engine knows it, else None: an unknown region would cost the
+    call its estimate, so instrumentors only put regions the engine can use on a call."""
+    if not spec:
+        return None
+    try:
+        from tailpipe_ai.carbon import resolve_region
+
+        resolve_region(spec)
+        return spec
+    except Exception:
+        return None
 
 
 def begin_call(get_telemetry: GetTelemetry, describe: Describe, instance: Any, args: tuple, kwargs: dict):

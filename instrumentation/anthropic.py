@@ -53,7 +53,7 @@ from tailpipe_ai.semconv import attributes as sc
 from ._context import enter_call, exit_call
 from ._stream import TracedAsyncStream, TracedStream
 from ._telemetry import Telemetry, log_once, telemetry_from_kwargs
-from ._wrap import CallSpec, async_wrapper, begin_call, sync_wrapper
+from ._wrap import CallSpec, async_wrapper, begin_call, known_region, sync_wrapper
 
 _instruments = ("anthropic >= 0.40, < 3",)
 
@@ -225,7 +225,7 @@ def _region(client: Any) -> str | None:
     """Where the model runs, when the client says: a Bedrock (or AWS) region, a Vertex AI region."""
     aws = getattr(client, "aws_region", None)
     if isinstance(aws, str) and aws:
-        return _known_region(f"aws:{aws}")
+        return known_region(f"aws:{aws}")
     if _provider(client) == sc.PROVIDER_GCP_VERTEX_AI:
         try:
             region = client.region  # BaseVertexClient.region raises when unset
@@ -233,22 +233,8 @@ def _region(client: Any) -> str | None:
             return None
         if isinstance(region, str) and region:
             # Multi-region endpoints: "us" is a country; "global" and "eu" name no single grid.
-            return _known_region({"us": "country:US", "global": "", "eu": ""}.get(region, f"gcp:{region}"))
+            return known_region({"us": "country:US", "global": "", "eu": ""}.get(region, f"gcp:{region}"))
     return None
-
-
-@functools.lru_cache(maxsize=64)
-def _known_region(spec: str) -> str | None:
-    """`spec` if the carbon engine knows it (an unknown region would cost the call its estimate), else None."""
-    if not spec:
-        return None
-    try:
-        from tailpipe_ai.carbon import resolve_region
-
-        resolve_region(spec)
-        return spec
-    except Exception:
-        return None
 
 
 # ---------------------------------------------------------------------------------------------------------

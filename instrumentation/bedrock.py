@@ -55,7 +55,7 @@ from tailpipe_ai.semconv import attributes as sc
 from ._context import enter_call, exit_call
 from ._stream import TracedStream
 from ._telemetry import Telemetry, default_telemetry, log_once, telemetry_from_kwargs
-from ._wrap import CallSpec, begin_call
+from ._wrap import CallSpec, begin_call, known_region
 
 __all__ = ["BedrockInstrumentor", "wrap_client"]
 
@@ -192,7 +192,7 @@ def describe(instance: Any, args: tuple, kwargs: dict) -> CallSpec | None:
         stream=operation in (_CONVERSE_STREAM, _INVOKE_STREAM),
         request=request,
         output_type=output_type,
-        region=_known_region(f"aws:{region}") if region else None,
+        region=known_region(f"aws:{region}") if region else None,
         context=_Request(operation, media),
     )
 
@@ -223,18 +223,6 @@ def _server(client: Any) -> tuple[str | None, int | None]:
 def _server_for(url: str) -> tuple[str | None, int | None]:
     parts = urlsplit(url)
     return parts.hostname, parts.port or {"https": 443, "http": 80}.get(parts.scheme)
-
-
-@functools.lru_cache(maxsize=64)
-def _known_region(spec: str) -> str | None:
-    """`spec` if the carbon engine knows it (an unknown region would cost the call its estimate), else None."""
-    try:
-        from tailpipe_ai.carbon import resolve_region
-
-        resolve_region(spec)
-        return spec
-    except Exception:
-        return None
 
 
 # ---------------------------------------------------------------------------------------------------------

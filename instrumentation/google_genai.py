@@ -32,7 +32,7 @@ from tailpipe_ai.providers import google_genai as gp
 from tailpipe_ai.semconv import attributes as sc
 
 from ._telemetry import Telemetry, default_telemetry, telemetry_from_kwargs
-from ._wrap import CallSpec, MethodPatches, async_wrapper, sync_wrapper
+from ._wrap import CallSpec, MethodPatches, async_wrapper, known_region, sync_wrapper
 
 _instruments = ("google-genai >= 1.0.0, < 4",)
 
@@ -76,17 +76,10 @@ def _server(api: Any, config: Any) -> tuple[str | None, int | None]:
 def _region(location: str | None) -> str | None:
     """`gcp:<location>` when the carbon engine knows it (a Vertex AI data-centre region), else None.
 
-    An unknown region would make the estimate fail, so it is dropped here (resolve_region is cached)."""
+    An unknown region would make the estimate fail, so it is dropped here."""
     if not location or location == "global":
         return None
-    spec = f"gcp:{location}"
-    try:
-        from tailpipe_ai.carbon import resolve_region
-
-        resolve_region(spec)
-    except Exception:
-        return None
-    return spec
+    return known_region(f"gcp:{location}")
 
 
 def _output_type(config: Any) -> str:

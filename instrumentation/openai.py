@@ -56,7 +56,7 @@ from tailpipe_ai.semconv import attributes as sc
 from ._context import enter_call, exit_call
 from ._stream import TracedAsyncStream, TracedStream
 from ._telemetry import Telemetry, default_telemetry, log_once, telemetry_from_kwargs
-from ._wrap import CallSpec, async_wrapper, begin_call, sync_wrapper
+from ._wrap import CallSpec, async_wrapper, begin_call, known_region, sync_wrapper
 
 _instruments = ("openai >= 1.40.0, < 4",)
 
@@ -256,23 +256,12 @@ def _target_for(url: str, is_azure: bool, runtime: str | None) -> _Target:
     match = _BEDROCK_HOST.match(host or "")
     if match and (provider is None or provider == sc.PROVIDER_AWS_BEDROCK):
         provider = sc.PROVIDER_AWS_BEDROCK
-        region = _known_region(f"aws:{match.group(1)}")
+        region = known_region(f"aws:{match.group(1)}")
     deployment = None
     if provider == sc.PROVIDER_AZURE_AI_OPENAI:
         found = _DEPLOYMENT.search(parts.path)
         deployment = found.group(1) if found else None
     return _Target(provider or sc.PROVIDER_OPENAI, host, port, region, deployment, url)
-
-
-def _known_region(spec: str) -> str | None:
-    """The region if the carbon engine knows it (an unknown one would cost the call its estimate)."""
-    try:
-        from tailpipe_ai.carbon import resolve_region
-
-        resolve_region(spec)
-        return spec
-    except Exception:
-        return None
 
 
 def _raw_mode(kwargs: Mapping[str, Any]) -> str | None:
