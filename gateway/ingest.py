@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tailpipe_ai.carbon import cost_usd, estimate
-from tailpipe_ai.exporter.records import Call, build_record, estimate_call, usage_of
+from tailpipe_ai.exporter.records import Call, build_record, estimate_call, record_timestamp, usage_of
 from tailpipe_ai.exporter.sink import Sink
-from tailpipe_ai.semconv.record import rfc3339_from_unix_ns
 
 from .claude_code import ClaudeCodeMetrics
 from .spans import calls_from_traces
@@ -68,7 +67,7 @@ class Ingestor:
                     est, cost = _estimate_aggregate(call)
                 # no validate() here: the sink validates when it encodes, and build_record only emits valid
                 # values (a second pass cost a quarter of the ingest time, benchmarks/gateway.py)
-                record = build_record(call, est, cost, rfc3339_from_unix_ns(call.start_time_ns))
+                record = build_record(call, est, cost, record_timestamp(call.start_time_ns))
             except Exception as exc:
                 self._log_once("record", exc)
                 result.rejected += 1

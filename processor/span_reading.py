@@ -17,7 +17,7 @@ attributes are never looked at, so the function cannot copy a prompt into a reco
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from tailpipe_ai.exporter.records import Call
@@ -61,10 +61,46 @@ LLM_REQUEST_TYPE = "llm.request.type"  # OpenLLMetry: chat | completion | embedd
 TRACELOOP_SPAN_KIND = "traceloop.span.kind"  # OpenLLMetry: workflow | task | agent | tool | unknown
 
 _ALL_TOKEN_NAMES = INPUT_TOKENS + OUTPUT_TOKENS + TOTAL_TOKENS
-_GENAI_MARKERS = frozenset(
+GENAI_MARKERS = frozenset(
     {*PROVIDER, sc.GEN_AI_OPERATION_NAME, LLM_REQUEST_TYPE, sc.GEN_AI_REQUEST_MODEL, sc.GEN_AI_RESPONSE_MODEL}
 )
 """A span without any of these is not a GenAI span (checked in C first: most spans are not)."""
+_GENAI_MARKERS = GENAI_MARKERS
+
+_TOKEN_NAME_SET = frozenset(_ALL_TOKEN_NAMES)
+_CACHE_AND_REASONING_KEYS = frozenset(CACHE_READ_TOKENS + CACHE_WRITE_TOKENS + REASONING_TOKENS)
+_MEDIA_KEYS = frozenset(
+    {
+        sc.TAILPIPE_IMAGES_COUNT,
+        sc.TAILPIPE_IMAGE_SIZE,
+        sc.TAILPIPE_IMAGE_QUALITY,
+        sc.TAILPIPE_VIDEO_SECONDS,
+        sc.TAILPIPE_VIDEO_RESOLUTION,
+    }
+)
+
+TAG_PREFIX = sc.TAILPIPE_ATTR_PREFIX
+"""Attributes under this prefix are attribution tags, copied to the call."""
+
+READ_KEYS = frozenset(
+    {
+        *GENAI_MARKERS,
+        TRACELOOP_SPAN_KIND,
+        *_ALL_TOKEN_NAMES,
+        *_CACHE_AND_REASONING_KEYS,
+        *STREAMED,
+        sc.GEN_AI_RESPONSE_ID,
+        sc.GEN_AI_RESPONSE_FINISH_REASONS,
+        *_MEDIA_KEYS,
+        sc.TAILPIPE_TOKEN_ACCURACY,
+        sc.ERROR_TYPE,
+        sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
+        sc.GEN_AI_OUTPUT_TYPE,
+    }
+)
+"""Every attribute name ``call_from_attributes`` reads besides the ``TAG_PREFIX`` tags: the result depends on
+these alone, so a caller holding undecoded attributes (the OTLP gateway) decodes only these
+(tests/gateway/test_fast_path.py checks that no other name is looked up)."""
 
 INFERENCE_OPERATIONS = frozenset(
     {
@@ -152,7 +188,7 @@ def call_from_attributes(
         return None
     get = attrs.get
     operation = _text(get(sc.GEN_AI_OPERATION_NAME)) or _text(get(LLM_REQUEST_TYPE))
-    raw_provider = _first_text(attrs, PROVIDER)
+    raw_provider = _first_text(get, PROVIDER)
     request_model = _text(get(sc.GEN_AI_REQUEST_MODEL))
     response_model = _text(get(sc.GEN_AI_RESPONSE_MODEL))
     if raw_provider is None and operation is None and request_model is None and response_model is None:
@@ -163,7 +199,7 @@ def call_from_attributes(
             return None
     if (_text(get(TRACELOOP_SPAN_KIND)) or "").lower() in AGGREGATE_OPERATIONS:
         return None
-    if operation not in INFERENCE_OPERATIONS and not any(name in attrs for name in _ALL_TOKEN_NAMES):
+    if operation not in INFERENCE_OPERATIONS and _TOKEN_NAME_SET.isdisjoint(attrs):
         return None  # unknown or missing operation with no usage: nothing to estimate, maybe not a model call
     if operation == "unknown":
         operation = None
@@ -172,18 +208,20 @@ def call_from_attributes(
         response_model=response_model,
         response_id=_text(get(sc.GEN_AI_RESPONSE_ID)),
         finish_reasons=_texts(get(sc.GEN_AI_RESPONSE_FINISH_REASONS)),
-        input_tokens=_first_count(attrs, INPUT_TOKENS),
-        output_tokens=_first_count(attrs, OUTPUT_TOKENS),
-        cache_read_tokens=_first_count(attrs, CACHE_READ_TOKENS),
-        cache_write_tokens=_first_count(attrs, CACHE_WRITE_TOKENS),
-        reasoning_tokens=_first_count(attrs, REASONING_TOKENS),
-        images=_count(get(sc.TAILPIPE_IMAGES_COUNT)),
-        image_size=_text(get(sc.TAILPIPE_IMAGE_SIZE)),
-        image_quality=_text(get(sc.TAILPIPE_IMAGE_QUALITY)),
-        video_seconds=_seconds(get(sc.TAILPIPE_VIDEO_SECONDS)),
-        video_resolution=_text(get(sc.TAILPIPE_VIDEO_RESOLUTION)),
+        input_tokens=_first_count(get, INPUT_TOKENS),
+        output_tokens=_first_count(get, OUTPUT_TOKENS),
     )
-    flags = _reconcile_tokens(info, _first_count(attrs, TOTAL_TOKENS))
+    if not _CACHE_AND_REASONING_KEYS.isdisjoint(attrs):  # many spans carry none: eleven lookups saved
+        info.cache_read_tokens = _first_count(get, CACHE_READ_TOKENS)
+        info.cache_write_tokens = _first_count(get, CACHE_WRITE_TOKENS)
+        info.reasoning_tokens = _first_count(get, REASONING_TOKENS)
+    if not _MEDIA_KEYS.isdisjoint(attrs):  # most spans carry none: five lookups saved
+        info.images = _count(get(sc.TAILPIPE_IMAGES_COUNT))
+        info.image_size = _text(get(sc.TAILPIPE_IMAGE_SIZE))
+        info.image_quality = _text(get(sc.TAILPIPE_IMAGE_QUALITY))
+        info.video_seconds = _seconds(get(sc.TAILPIPE_VIDEO_SECONDS))
+        info.video_resolution = _text(get(sc.TAILPIPE_VIDEO_RESOLUTION))
+    flags = _reconcile_tokens(info, _first_count(get, TOTAL_TOKENS))
 
     token_accuracy = _text(get(sc.TAILPIPE_TOKEN_ACCURACY))
     if token_accuracy not in sc.TOKEN_ACCURACIES:
@@ -197,11 +235,6 @@ def call_from_attributes(
     error_type = _text(get(sc.ERROR_TYPE))
     ttft_s = _seconds(get(sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK))
     output_type = _text(get(sc.GEN_AI_OUTPUT_TYPE))
-    tags = {
-        key[len(sc.TAILPIPE_ATTR_PREFIX) :]: value
-        for key, value in attrs.items()
-        if isinstance(key, str) and key.startswith(sc.TAILPIPE_ATTR_PREFIX) and isinstance(value, str)
-    }
     return Call(
         provider=_provider(raw_provider),
         operation=operation,  # type: ignore[arg-type]  # None when the span does not say; records allow null
@@ -209,15 +242,25 @@ def call_from_attributes(
         integration=integration,
         info=info,
         ttft_ms=ttft_s * 1000.0 if ttft_s is not None else None,
-        streamed=_first_bool(attrs, STREAMED),
+        streamed=_first_bool(get, STREAMED),
         status="error" if error_type else "ok",
         error_type=error_type,
         token_accuracy=token_accuracy,
         region=region,
         output_type=output_type if output_type in sc.OUTPUT_TYPES else None,
-        attributes=tags,
-        flags=tuple(dict.fromkeys(flags)),
+        attributes=_tags(attrs),
+        flags=tuple(dict.fromkeys(flags)) if flags else (),
     )
+
+
+def _tags(attrs: Mapping[str, Any]) -> dict[str, str]:
+    """The ``tailpipe.attr.*`` attribution tags, prefix removed (string values only)."""
+    start = len(TAG_PREFIX)
+    return {
+        key[start:]: value
+        for key, value in attrs.items()
+        if isinstance(key, str) and key.startswith(TAG_PREFIX) and isinstance(value, str)
+    }
 
 
 def _reconcile_tokens(info: CallInfo, total: int | None) -> list[str]:
@@ -243,9 +286,21 @@ def _reconcile_tokens(info: CallInfo, total: int | None) -> list[str]:
     return flags
 
 
+_provider_cache: dict[str, str] = {}
+
+
 def _provider(raw: str | None) -> str:
     if raw is None:
         return PROVIDER_OTHER
+    hit = _provider_cache.get(raw)
+    if hit is None:
+        hit = _normalized_provider(raw)
+        if len(_provider_cache) < 4096:
+            _provider_cache[raw] = hit
+    return hit
+
+
+def _normalized_provider(raw: str) -> str:
     lowered = raw.strip().lower()
     if lowered in sc.WELL_KNOWN_PROVIDERS:
         return lowered
@@ -255,6 +310,8 @@ def _provider(raw: str | None) -> str:
 
 def _count(value: Any) -> int | None:
     """A non-negative whole count, or None (bools, negatives, fractions, NaN and junk strings included)."""
+    if type(value) is int:  # the common case, first
+        return value if value >= 0 else None
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -266,11 +323,13 @@ def _count(value: Any) -> int | None:
     return None
 
 
-def _first_count(attrs: Mapping[str, Any], names: tuple[str, ...]) -> int | None:
+def _first_count(get: Callable[[str], Any], names: tuple[str, ...]) -> int | None:
     for name in names:
-        value = _count(attrs.get(name))
+        value = get(name)
         if value is not None:
-            return value
+            value = _count(value)
+            if value is not None:
+                return value
     return None
 
 
@@ -284,10 +343,10 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _first_text(attrs: Mapping[str, Any], names: tuple[str, ...]) -> str | None:
+def _first_text(get: Callable[[str], Any], names: tuple[str, ...]) -> str | None:
     for name in names:
-        value = _text(attrs.get(name))
-        if value is not None:
+        value = get(name)
+        if isinstance(value, str) and value:
             return value
     return None
 
@@ -300,9 +359,9 @@ def _texts(value: Any) -> tuple[str, ...]:
     return ()
 
 
-def _first_bool(attrs: Mapping[str, Any], names: tuple[str, ...]) -> bool:
+def _first_bool(get: Callable[[str], Any], names: tuple[str, ...]) -> bool:
     for name in names:
-        value = attrs.get(name)
+        value = get(name)
         if isinstance(value, bool):
             return value
     return False
