@@ -43,8 +43,10 @@ def canonical(model_id: str) -> str:
     return _SEPARATORS.sub("", model_id.lower())
 
 
+@lru_cache(maxsize=4096)
 def clean_model_id(model_id: str) -> str:
-    """Strip paths, ARNs, Vertex dates, fine-tune wrappers and Bedrock prefixes/versions."""
+    """Strip paths, ARNs, Vertex dates, fine-tune wrappers and Bedrock prefixes/versions (cached: it runs on
+    every priced call, and a process sees few distinct ids)."""
     s = model_id.strip().lower()
     if s.startswith("ft:"):
         s = s[3:].split(":", 1)[0]
