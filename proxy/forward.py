@@ -19,7 +19,6 @@ import time
 
 import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict
 from yarl import URL
 
 from . import usage
@@ -116,7 +115,8 @@ class Forwarder:
         body = await request.read()
         in_headers = request.headers
         drop = _drop_listed(in_headers, _REQUEST_DROP)
-        headers = CIMultiDict((k, v) for k, v in in_headers.items() if k.lower() not in drop)
+        # A list, not a CIMultiDict: aiohttp copies the headers into its own CIMultiDict anyway.
+        headers = [item for item in in_headers.items() if item[0].lower() not in drop]
         ep = usage.endpoint(route, method, rest_path)
         exchange = None
         strip = None
@@ -136,7 +136,7 @@ class Forwarder:
                 injected = with_include_usage(body, encoding)
                 if injected is not None:
                     body, strip = injected, UsageChunkStripper()
-                    headers.popall("Content-Encoding", None)
+                    headers = [item for item in headers if item[0].lower() != "content-encoding"]
         try:
             return await self._exchange(request, method, base + rest, route, base, headers, body, exchange, strip)
         finally:
@@ -174,11 +174,12 @@ class Forwarder:
             upstream.close()  # a no-op once fully read; closes (never reuses) a half-read connection
 
     async def _relay(self, request, upstream, exchange, strip):
-        drop = _drop_listed(upstream.headers, _RESPONSE_DROP)
-        headers = CIMultiDict((k, v) for k, v in upstream.headers.items() if k.lower() not in drop)
+        up_headers = upstream.headers
+        drop = _drop_listed(up_headers, _RESPONSE_DROP)
+        headers = [item for item in up_headers.items() if item[0].lower() not in drop]  # copied by the response
         status = upstream.status
-        ctype = upstream.headers.get("Content-Type", "")
-        encoding = upstream.headers.get("Content-Encoding")
+        ctype = up_headers.get("Content-Type", "")
+        encoding = up_headers.get("Content-Encoding")
         length = upstream.content_length
         sse = ctype.startswith("text/event-stream")
         if exchange is not None:
@@ -194,7 +195,7 @@ class Forwarder:
             except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
                 return self._broken(request, exchange, status, exc)
             if request.method == "HEAD" and length is not None:
-                headers["Content-Length"] = str(length)
+                headers.append(("Content-Length", str(length)))
             response = web.Response(status=status, reason=upstream.reason, headers=headers, body=data or None)
             if exchange is not None:
                 if encoding:
@@ -214,7 +215,7 @@ class Forwarder:
             if exchange is not None:
                 exchange.extra_flags = (usage.FLAG_USAGE_CHUNK_KEPT,)
         if length is not None and strip is None:
-            headers["Content-Length"] = str(length)
+            headers.append(("Content-Length", str(length)))
         response = web.StreamResponse(status=status, reason=upstream.reason, headers=headers)
         scan = None
         if exchange is not None:

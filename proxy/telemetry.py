@@ -9,10 +9,10 @@ line (method, path without query, status, duration, model, tokens: never headers
 from __future__ import annotations
 
 import logging
-import queue
 import re
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,52 +102,80 @@ class Exchange:
 
 @dataclass
 class ProxyTelemetry:
-    """Bounded queue + one thread: the event loop only enqueues."""
+    """An inbox + one thread that drains it in batches: the event loop only appends.
+
+    Waking a thread per call costs the loop a futex and a GIL hand-off per request (measured: ~0.1 ms on
+    one core, as much as the rest of our per-request work). So the loop appends to a deque and wakes the
+    thread only when it sleeps idle; a busy thread collects the calls of the last `batch_seconds` at once.
+    The counters are written by one thread each (`_begun`: the loop, `_done`: under `_cond`), so the loop
+    takes no lock either."""
 
     config: ProxyConfig
     sink: Any
     max_queue: int = 50_000
-    _queue: queue.SimpleQueue = field(default_factory=queue.SimpleQueue, init=False)
-    _pending: int = field(default=0, init=False)
+    batch_seconds: float = 0.02  # how long a busy telemetry thread lets calls gather (bounds record delay)
+    _inbox: deque = field(default_factory=deque, init=False)
+    _begun: int = field(default=0, init=False)
+    _done: int = field(default=0, init=False)
     _cond: threading.Condition = field(default_factory=threading.Condition, init=False)
+    _wake: threading.Event = field(default_factory=threading.Event, init=False)
+    _idle: bool = field(default=True, init=False)
     _thread: threading.Thread | None = field(default=None, init=False)
     dropped: int = field(default=0, init=False)
 
     def begin(self) -> bool:
         """A model call starts (counted, so `flush()` also waits for calls still in flight); False when
         the backlog is full: that call is then forwarded but not recorded (counted and logged once)."""
+        if self._begun - self._done >= self.max_queue:
+            self.dropped += 1  # never block the loop
+            if self.dropped == 1:
+                log.warning("tailpipe proxy: telemetry backlog full; some calls are not being recorded")
+            return False
+        self._begun += 1
+        if self._thread is None:
+            self._start_thread()
+        return True
+
+    def _start_thread(self) -> None:
         with self._cond:
-            if self._pending >= self.max_queue:
-                self.dropped += 1  # never block the loop
-                if self.dropped == 1:
-                    log.warning("tailpipe proxy: telemetry backlog full; some calls are not being recorded")
-                return False
-            self._pending += 1
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="tailpipe-proxy-telemetry", daemon=True)
                 self._thread.start()
-            return True
 
     def submit(self, exchange: Exchange) -> None:
         """The call ended (last byte sent): record it on the telemetry thread."""
-        self._queue.put(exchange)
+        self._inbox.append(exchange)
+        if self._idle:  # read after the append: a thread going idle re-checks the inbox after saying so
+            self._idle = False
+            self._wake.set()
 
-    def done(self) -> None:
-        """A call counted by `begin()` was recorded some other way (Lambda: synchronously)."""
+    def done(self, count: int = 1) -> None:
+        """Calls counted by `begin()` were recorded (by the telemetry thread, or synchronously on Lambda)."""
         with self._cond:
-            self._pending -= 1
-            if self._pending == 0:
+            self._done += count
+            if self._done == self._begun:
                 self._cond.notify_all()
 
     def _run(self) -> None:
+        inbox = self._inbox
         while True:
-            exchange = self._queue.get()
-            try:
-                self.process(exchange)
-            except Exception as exc:
-                log_once("record", exc)
-            finally:
-                self.done()
+            if not inbox:
+                self._idle = True
+                self._wake.clear()
+                if not inbox:  # a submit after this point finds _idle set and wakes us
+                    self._wake.wait()
+                self._idle = False
+                continue
+            count = 0
+            while inbox:
+                exchange = inbox.popleft()
+                count += 1
+                try:
+                    self.process(exchange)
+                except Exception as exc:
+                    log_once("record", exc)
+            self.done(count)
+            time.sleep(self.batch_seconds)  # let the next calls gather: one wake-up per batch, not per call
 
     def process(self, ex: Exchange) -> None:
         """Decode usage, estimate, write the record and the access line (telemetry thread)."""
@@ -218,7 +246,7 @@ class ProxyTelemetry:
         """Wait until every call begun is written (in-flight ones included), then flush the sink."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            done = self._cond.wait_for(lambda: self._pending == 0, timeout)
+            done = self._cond.wait_for(lambda: self._done >= self._begun, timeout)
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
             return bool(self.sink.flush(left)) and done
