@@ -6,6 +6,7 @@ auto-instrumentation, the proxy or the gateway.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Mapping
@@ -65,10 +66,15 @@ def usage_of(call: Call) -> Usage:
     )
 
 
-def estimate_call(call: Call) -> tuple[Estimate | None, float | None]:
-    """Energy/carbon and cost of a call; (None, None) if the engine cannot estimate it (logged, not raised)."""
+def estimate_call(call: Call, *, aggregate: bool = False) -> tuple[Estimate | None, float | None]:
+    """Energy/carbon and cost of a call; (None, None) if the engine cannot estimate it (logged, not raised).
+
+    ``aggregate``: the record sums many requests (Claude Code's usage metrics), so their number is unknown
+    and no per-request energy is charged as if it were one request."""
     try:
         usage = usage_of(call)
+        if aggregate:
+            usage = dataclasses.replace(usage, requests=None)
         energy_usage = usage
         if usage.images and call.operation == "image_generation":
             # Image models (gpt-image-1) also report tokens; the seed's per-image figure already covers the

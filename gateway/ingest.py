@@ -6,14 +6,12 @@ that depends on (model, region, method); records are built with ``exporter.recor
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from tailpipe_ai.carbon import cost_usd, estimate
-from tailpipe_ai.exporter.records import Call, build_record, estimate_call, record_timestamp, usage_of
+from tailpipe_ai.exporter.records import Call, build_record, estimate_call, record_timestamp
 from tailpipe_ai.exporter.sink import Sink
 
 from .claude_code import ClaudeCodeMetrics
@@ -61,10 +59,7 @@ class Ingestor:
                 result.rejected += 1
                 break
             try:
-                if per_request:
-                    est, cost = estimate_call(call)
-                else:
-                    est, cost = _estimate_aggregate(call)
+                est, cost = estimate_call(call, aggregate=not per_request)
                 # no validate() here: the sink validates when it encodes, and build_record only emits valid
                 # values (a second pass cost a quarter of the ingest time, benchmarks/gateway.py)
                 record = build_record(call, est, cost, record_timestamp(call.start_time_ns))
@@ -87,20 +82,6 @@ class Ingestor:
         if where not in self._logged:
             self._logged.add(where)
             log.warning("tailpipe gateway: failed to %s an item (%s); the rest went on", where, type(exc).__name__)
-
-
-def _estimate_aggregate(call: Call):
-    """Estimate for a record that sums many requests: the request count is unknown, not 1."""
-    usage = dataclasses.replace(usage_of(call), requests=None)
-    try:
-        est = estimate(usage, region=call.region)
-    except Exception:
-        return None, None
-    try:
-        cost = cost_usd(usage, call.provider)
-    except Exception:
-        cost = None
-    return est, cost
 
 
 def _record_metrics(telemetry: Any, call: Call, est: Any, cost: float | None, per_request: bool) -> None:
