@@ -260,9 +260,11 @@ class Forwarder:
                 scan.close()
             if self.config.flush_before_end:
                 await self._finish_now(exchange, status)
+            else:
+                # Every byte of the answer went out: a client that hangs up before the chunked-encoding
+                # terminator (SDKs do, once they read the last event) still got a complete stream.
+                self._finish(exchange, status)
         await response.write_eof()
-        if exchange is not None and not self.config.flush_before_end:
-            self._finish(exchange, status)
         return response
 
     def _broken(self, request, exchange, status, exc, response=None):
