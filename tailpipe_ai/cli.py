@@ -13,9 +13,11 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from tailpipe_ai._cli_output import err, out
+from tailpipe_ai._cli_output import error as _error
+from tailpipe_ai._cli_output import fail as _fail
 from tailpipe_ai.carbon import (
     CarbonError,
     Overrides,
@@ -35,19 +37,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-out = Console()
-err = Console(stderr=True)
-
-
-def _error(message: str) -> None:
-    err.print("[bold red]error:[/] ", end="")
-    err.print(message, markup=False, highlight=False, soft_wrap=True)
-
-
-def _fail(message: str) -> typer.Exit:
-    _error(message)
-    return typer.Exit(code=2)
 
 
 def _count(name: str, raw: str | None) -> int | None:

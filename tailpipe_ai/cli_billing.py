@@ -11,8 +11,10 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from tailpipe_ai._cli_output import err, out
+from tailpipe_ai._cli_output import fail as _fail
 
 app = typer.Typer(
     name="billing",
@@ -21,9 +23,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-out = Console()
-err = Console(stderr=True)
 
 PathsArg = Annotated[list[str], typer.Argument(help="Files, folders or s3://bucket/prefix (CSV, .csv.gz, Parquet).")]
 LakeOpt = Annotated[
@@ -38,12 +37,6 @@ RegionOpt = Annotated[
 MethodOpt = Annotated[
     str, typer.Option(help="flat (default: billing lines have no request counts) or shape (per-token-kind).")
 ]
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print("[bold red]error:[/] ", end="")
-    err.print(message, markup=False, highlight=False, soft_wrap=True)
-    return typer.Exit(code=2)
 
 
 @app.command("bedrock-cur")

@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from tailpipe_ai._cli_output import fail as _fail
+
 gateway_app = typer.Typer(
     help="OTLP/HTTP gateway: GenAI spans and Claude Code metrics in, records with energy and carbon out.",
     invoke_without_command=True,
@@ -21,11 +23,6 @@ ConfigOption = Annotated[
     str | None,
     typer.Option("--config", help="Gateway config file (default $TAILPIPE_GATEWAY_CONFIG or ./tailpipe-gateway.yaml)."),
 ]
-
-
-def _fail(message: str) -> typer.Exit:
-    sys.stderr.write(f"error: {message}\n")
-    return typer.Exit(code=2)
 
 
 @gateway_app.callback()

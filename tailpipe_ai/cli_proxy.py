@@ -12,10 +12,7 @@ from typing import Annotated
 
 import typer
 
-
-def _fail(message: str) -> typer.Exit:
-    sys.stderr.write(f"error: {message}\n")
-    return typer.Exit(code=2)
+from tailpipe_ai._cli_output import fail as _fail
 
 
 def proxy_cmd(
