@@ -285,12 +285,7 @@ def _lines_of(
             billing=billing,
             rows=group.rows,
         )
-        if m.token_kind == "output":
-            line.output_tokens = n
-        else:
-            line.input_tokens = n
-            if m.token_kind == "cache_read":
-                line.cache_read_tokens = n
+        line.set_tokens(m.token_kind, n)
         if "embed" in m.model:
             line.operation, line.output_type = "embeddings", "embedding"
         summary.rows_used += group.rows

@@ -470,14 +470,7 @@ def _lines_of(summary: Summary, layout: tuple[str, ...], agg: Aggregator, fallba
         )
         n = round(quantity)
         if ut.kind == "tokens":
-            if ut.token_kind == "output":
-                line.output_tokens = n
-            else:
-                line.input_tokens = n  # input tokens include cached ones (GenAI semconv)
-                if ut.token_kind == "cache_read":
-                    line.cache_read_tokens = n
-                elif ut.token_kind == "cache_write":
-                    line.cache_write_tokens = n
+            line.set_tokens(ut.token_kind, n)
             line.operation = "embeddings" if "embed" in ut.model else "chat"
             line.output_type = "embedding" if line.operation == "embeddings" else "text"
             billing["token_kind"] = ut.token_kind

@@ -258,6 +258,18 @@ class Line:
     estimate: bool = True
     rows: int = 1
 
+    def set_tokens(self, kind: str | None, n: int) -> None:
+        """Put a token line's count where its kind goes: input counts include cached ones (GenAI semconv),
+        so cache reads and writes are input tokens too."""
+        if kind == "output":
+            self.output_tokens = n
+            return
+        self.input_tokens = n
+        if kind == "cache_read":
+            self.cache_read_tokens = n
+        elif kind == "cache_write":
+            self.cache_write_tokens = n
+
 
 class Memo:
     """A per-import cache of a one-argument function (few distinct values repeat across many lines)."""
