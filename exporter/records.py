@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +16,7 @@ from tailpipe_ai.carbon import Estimate, Usage, cost_usd, estimate
 from tailpipe_ai.providers import CallInfo
 from tailpipe_ai.semconv import Record
 from tailpipe_ai.semconv import attributes as sc
-from tailpipe_ai.semconv.record import rfc3339_from_unix_ns
+from tailpipe_ai.semconv.record import new_record_id, rfc3339_from_unix_ns
 
 log = logging.getLogger(__name__)
 
@@ -196,44 +195,6 @@ def compact_factors(factors: Mapping[str, Any]) -> dict[str, Any]:
     return compact
 
 
-_ID_BATCH = 256
-_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
-_record_ids = iter(())
-
-
-def _id_batch() -> list[str]:
-    """Version and variant bits set as RFC 9562 says: the 13th hex digit is 4, the 17th one of 8, 9, a, b."""
-    h = os.urandom(16 * _ID_BATCH).hex()
-    ids = []
-    for o in range(0, 32 * _ID_BATCH, 32):
-        x = h[o : o + 32]
-        ids.append(f"{x[:8]}-{x[8:12]}-4{x[13:16]}-{_VARIANT[x[16]]}{x[17:20]}-{x[20:]}")
-    return ids
-
-
-def next_record_id() -> str:
-    """A random (version 4) UUID, as ``semconv.new_record_id`` makes, drawn from a batch of 256.
-
-    Same randomness (``os.urandom``, which ``uuid.uuid4`` uses), a fifth of the cost: ``uuid.UUID``
-    objects are not built. A batch is consumed through a list iterator, whose ``next`` is atomic, so
-    threads never share an id; a forked child starts a new batch.
-    """
-    global _record_ids
-    rid = next(_record_ids, None)
-    if rid is None:
-        _record_ids = iter(_id_batch())
-        rid = next(_record_ids)
-    return rid
-
-
-def _new_id_batch_after_fork() -> None:
-    global _record_ids
-    _record_ids = iter(())
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_new_id_batch_after_fork)
-
 _second_prefixes: dict[int, str] = {}
 
 
@@ -260,7 +221,7 @@ def build_record(call: Call, est: Estimate | None, cost: float | None, timestamp
     else:
         flags = list(dict.fromkeys(call.flags)) if call.flags else []
     return Record(
-        record_id=next_record_id(),
+        record_id=new_record_id(),
         timestamp=timestamp,
         integration=call.integration,
         provider=call.provider,

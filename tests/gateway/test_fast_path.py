@@ -23,13 +23,13 @@ pytest.importorskip("opentelemetry.proto")
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 
-from tailpipe_ai.exporter.records import next_record_id, record_timestamp
+from tailpipe_ai.exporter.records import record_timestamp
 from tailpipe_ai.exporter.sink import MemorySink
 from tailpipe_ai.gateway.ingest import Ingestor
 from tailpipe_ai.gateway.spans import SPAN_KEYS, attributes_of, calls_from_traces, span_attributes_of
 from tailpipe_ai.processor import span_reading as sr
 from tailpipe_ai.semconv import attributes as sc
-from tailpipe_ai.semconv.record import rfc3339_from_unix_ns
+from tailpipe_ai.semconv.record import new_record_id, rfc3339_from_unix_ns
 
 # Names drawn: every attribute name of our semconv module and of the reader's tables, listed independently of
 # READ_KEYS so that a name missing from READ_KEYS still turns up in spans.
@@ -216,7 +216,7 @@ def test_record_ids_are_unique_random_v4_uuids_across_threads():
     found: list[list[str]] = [[] for _ in range(4)]
 
     def draw(out: list[str]) -> None:
-        out.extend(next_record_id() for _ in range(3000))
+        out.extend(new_record_id() for _ in range(3000))
 
     threads = [threading.Thread(target=draw, args=(out,)) for out in found]
     for t in threads:
@@ -234,12 +234,12 @@ def test_record_ids_are_unique_random_v4_uuids_across_threads():
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_forked_child_does_not_reuse_the_parents_ids():
-    next_record_id()  # the parent holds a partly used batch
+    new_record_id()  # the parent holds a partly used batch
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # child
         try:
-            os.write(write, next_record_id().encode())
+            os.write(write, new_record_id().encode())
         finally:
             os._exit(0)
     os.close(write)
@@ -247,4 +247,4 @@ def test_forked_child_does_not_reuse_the_parents_ids():
     os.close(read)
     os.waitpid(pid, 0)
     assert len(child_id) == 36
-    assert child_id != next_record_id()
+    assert child_id != new_record_id()
