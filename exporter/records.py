@@ -16,7 +16,7 @@ from tailpipe_ai.carbon import Estimate, Usage, cost_usd, estimate
 from tailpipe_ai.providers import CallInfo
 from tailpipe_ai.semconv import Record
 from tailpipe_ai.semconv import attributes as sc
-from tailpipe_ai.semconv.record import new_record_id, rfc3339_from_unix_ns
+from tailpipe_ai.semconv.record import new_record_id
 
 log = logging.getLogger(__name__)
 
@@ -193,25 +193,6 @@ def compact_factors(factors: Mapping[str, Any]) -> dict[str, Any]:
         _compact_cache.clear()
     _compact_cache[id(factors)] = (factors, compact)
     return compact
-
-
-_second_prefixes: dict[int, str] = {}
-
-
-def record_timestamp(ns: int) -> str:
-    """``semconv.rfc3339_from_unix_ns(ns)``, with the date and time of day cached per second.
-
-    The spans of one export share a few seconds; ``datetime`` arithmetic plus ``strftime`` for every
-    record was ~6% of the gateway's ingest time (benchmarks/gateway.py).
-    """
-    seconds, rest = divmod(ns, 1_000_000_000)
-    prefix = _second_prefixes.get(seconds)
-    if prefix is None:
-        prefix = rfc3339_from_unix_ns(seconds * 1_000_000_000)[: -len(".000000Z")]
-        if len(_second_prefixes) >= 4096:
-            _second_prefixes.clear()
-        _second_prefixes[seconds] = prefix
-    return f"{prefix}.{rest // 1000:06d}Z"
 
 
 def build_record(call: Call, est: Estimate | None, cost: float | None, timestamp: str) -> Record:

@@ -11,8 +11,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from tailpipe_ai.exporter.records import Call, build_record, estimate_call, record_timestamp
+from tailpipe_ai.exporter.records import Call, build_record, estimate_call
 from tailpipe_ai.exporter.sink import Sink
+from tailpipe_ai.semconv.record import rfc3339_from_unix_ns
 
 from .claude_code import ClaudeCodeMetrics
 from .spans import calls_from_traces
@@ -62,7 +63,7 @@ class Ingestor:
                 est, cost = estimate_call(call, aggregate=not per_request)
                 # no validate() here: the sink validates when it encodes, and build_record only emits valid
                 # values (a second pass cost a quarter of the ingest time, benchmarks/gateway.py)
-                record = build_record(call, est, cost, record_timestamp(call.start_time_ns))
+                record = build_record(call, est, cost, rfc3339_from_unix_ns(call.start_time_ns))
             except Exception as exc:
                 self._log_once("record", exc)
                 result.rejected += 1

@@ -99,9 +99,22 @@ def rfc3339_utc(dt: datetime) -> str:
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
+_second_prefixes: dict[int, str] = {}
+
+
 def rfc3339_from_unix_ns(ns: int) -> str:
-    """Format nanoseconds since the Unix epoch (OpenTelemetry span times) as RFC 3339 UTC."""
-    return rfc3339_utc(_EPOCH + timedelta(microseconds=ns // 1000))
+    """Format nanoseconds since the Unix epoch (OpenTelemetry span times) as RFC 3339 UTC.
+
+    The date and time of day are cached per second: the records of one batch share a few seconds, and
+    ``datetime`` arithmetic plus ``strftime`` for every record was ~6% of the gateway's ingest time."""
+    seconds, rest = divmod(ns, 1_000_000_000)
+    prefix = _second_prefixes.get(seconds)
+    if prefix is None:
+        prefix = rfc3339_utc(_EPOCH + timedelta(seconds=seconds))[: -len(".000000Z")]
+        if len(_second_prefixes) >= 4096:
+            _second_prefixes.clear()
+        _second_prefixes[seconds] = prefix
+    return f"{prefix}.{rest // 1000:06d}Z"
 
 
 _TIMESTAMP_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:[Zz]|\+00:00)", re.ASCII)

@@ -14,6 +14,7 @@ import random
 import threading
 import uuid
 from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -23,13 +24,12 @@ pytest.importorskip("opentelemetry.proto")
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 
-from tailpipe_ai.exporter.records import record_timestamp
 from tailpipe_ai.exporter.sink import MemorySink
 from tailpipe_ai.gateway.ingest import Ingestor
 from tailpipe_ai.gateway.spans import SPAN_KEYS, attributes_of, calls_from_traces, span_attributes_of
 from tailpipe_ai.processor import span_reading as sr
 from tailpipe_ai.semconv import attributes as sc
-from tailpipe_ai.semconv.record import new_record_id, rfc3339_from_unix_ns
+from tailpipe_ai.semconv.record import new_record_id, rfc3339_from_unix_ns, rfc3339_utc
 
 # Names drawn: every attribute name of our semconv module and of the reader's tables, listed independently of
 # READ_KEYS so that a name missing from READ_KEYS still turns up in spans.
@@ -183,7 +183,6 @@ def test_gateway_records_match_the_plain_path(monkeypatch):
     import tailpipe_ai.gateway.spans as spans_module
 
     monkeypatch.setattr(spans_module, "span_attributes_of", attributes_of)  # decode everything (non-content)
-    monkeypatch.setattr("tailpipe_ai.gateway.ingest.record_timestamp", rfc3339_from_unix_ns)
     plain_sink = MemorySink()
     Ingestor(plain_sink, region="aws:us-east-1").traces(req, "acme")
 
@@ -204,12 +203,13 @@ def test_non_genai_spans_give_no_call():
     assert list(calls_from_traces(req, "acme")) == []
 
 
-def test_record_timestamp_equals_rfc3339_from_unix_ns():
+def test_cached_rfc3339_from_unix_ns_equals_datetime_formatting():
     rng = random.Random(4)
     values = [0, 1, 999, 1000, 999_999_999, 1_000_000_000, 1_767_225_599_999_999_999, 1_767_225_600_000_000_000]
     values += [rng.randint(0, 4_102_444_800 * 10**9) for _ in range(6000)]  # > the 4096-second cache: clears
     for ns in values:
-        assert record_timestamp(ns) == rfc3339_from_unix_ns(ns)
+        reference = rfc3339_utc(datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=ns // 1000))
+        assert rfc3339_from_unix_ns(ns) == reference
 
 
 def test_record_ids_are_unique_random_v4_uuids_across_threads():
