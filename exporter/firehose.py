@@ -523,6 +523,8 @@ class FirehoseSink:
         if batch is None:
             return
         undelivered, outage = self._send(batch.lines)
+        if not outage and not undelivered and self.spool.pending == len(batch.lines):
+            self._resumed()  # the spool's last batch is delivered: said before the ack, which ends a flush()
         if len(undelivered) < len(batch.lines):  # some (or all) delivered: the batch leaves the spool
             if undelivered:
                 self._to_spool(undelivered)  # the stubborn few go to the back of the line
