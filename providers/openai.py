@@ -14,7 +14,7 @@ from .base import CallInfo, as_int, get
 
 # Responses API stream events that carry the whole `response` object (the last three end the stream).
 _RESPONSE_START = ("response.created", "response.queued", "response.in_progress")
-_RESPONSE_END = ("response.completed", "response.incomplete", "response.failed")
+RESPONSE_END_EVENTS = ("response.completed", "response.incomplete", "response.failed")
 
 
 def _finish_reasons(choices: Any) -> tuple[str, ...]:
@@ -80,9 +80,7 @@ def parse_images(obj: Any, size: str | None = None, quality: str | None = None) 
     return info
 
 
-def parse_video(
-    obj: Any, seconds: Any = None, size: str | None = None, *, generated_seconds: Any = None
-) -> CallInfo:
+def parse_video(obj: Any, seconds: Any = None, size: str | None = None, *, generated_seconds: Any = None) -> CallInfo:
     """videos.create/remix/edit/extend: the job's model, id, status, clip length and size, read from the
     `Video` object the call returns (the requested `seconds`/`size` when it does not say).
 
@@ -123,7 +121,7 @@ def parse_chunk(chunk: Any) -> CallInfo | None:
     None when it carries nothing we use. Stateless: use `stream_parser()` to count streamed images."""
     kind = get(chunk, "type")
     if isinstance(kind, str):
-        if kind in _RESPONSE_END:
+        if kind in RESPONSE_END_EVENTS:
             return parse_response(get(chunk, "response"))
         if kind in _RESPONSE_START:  # id and model only: its status ("in_progress") is no finish reason
             response = get(chunk, "response")

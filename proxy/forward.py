@@ -247,11 +247,11 @@ class Forwarder:
                     await response.write(tail)
         except asyncio.CancelledError:
             if exchange is not None:
-                self._finish(exchange, status, complete=False, aborted=True)
+                self._hung_up(exchange, status)
             raise
         except ConnectionResetError:  # the client went away mid-stream: stop reading upstream
             if exchange is not None:
-                self._finish(exchange, status, complete=False, aborted=True)
+                self._hung_up(exchange, status)
             return response
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
             return self._broken(request, exchange, status, exc, response)
@@ -279,6 +279,16 @@ class Forwarder:
             message = f"tailpipe proxy: the upstream closed the connection mid-answer ({type(exc).__name__})"
             return error_response(502, "proxy_upstream_broken", message)
         return response
+
+    def _hung_up(self, exchange: Exchange, status: int) -> None:
+        """The client left while we streamed. After the stream's last event (SDKs close the connection
+        as soon as they read it) nothing was lost; before it, the record is flagged as cut short."""
+        scan = exchange.scan
+        if isinstance(scan, usage.StreamScan) and scan.ended:
+            scan.close()
+            self._finish(exchange, status)
+        else:
+            self._finish(exchange, status, complete=False, aborted=True)
 
     def _finish(self, exchange: Exchange, status: int, *, complete: bool = True, aborted: bool = False) -> None:
         if exchange.submitted:

@@ -64,6 +64,21 @@ class Endpoint:
         return _USAGE_OBJECT
 
     @property
+    def end_markers(self) -> tuple[bytes, ...]:
+        """The lines that end a stream (none where a stream just stops: Gemini). Matched at a line's
+        start, so content quoting them never matches (inside JSON strings newlines are escaped).
+
+        A client may hang up as soon as it has read such a line (the SDKs do): the stream was complete.
+        """
+        if self.route == "anthropic":
+            return (b"event: message_stop",)
+        if self.kind == "responses":
+            return tuple(f"event: {name}".encode() for name in openai_parser.RESPONSE_END_EVENTS)
+        if self.route in ("openai", "mistral"):
+            return (b"data: [DONE]",)
+        return ()
+
+    @property
     def keep_every_hit(self) -> bool:
         """Anthropic needs message_start and every message_delta in order; the others: the last wins."""
         return self.route == "anthropic"
@@ -156,11 +171,13 @@ class StreamScan:
 
     __slots__ = (
         "_decode",
+        "_ends",
         "_keep_all",
         "_limit",
         "_markers",
         "_pending",
         "_pending_len",
+        "ended",
         "events",
         "first",
         "hits",
@@ -172,6 +189,8 @@ class StreamScan:
         self._decode, self.readable = decoder_for(content_encoding)
         self._markers = ep.markers
         self._keep_all = ep.keep_every_hit
+        self._ends = ep.end_markers
+        self.ended = False  # the stream's last event went through: a hang-up after it loses nothing
         self._pending: list[bytes] = []
         self._pending_len = 0
         self._limit = limit
@@ -211,6 +230,9 @@ class StreamScan:
             if start >= 0:
                 end = block.find(b"\n", start)
                 self.first = block[start:end] if end >= 0 else block[start:]
+        for end_line in self._ends:
+            if block.startswith(end_line) or b"\n" + end_line in block:
+                self.ended = True
         for marker in self._markers:
             if marker in block:
                 break

@@ -25,7 +25,7 @@ def chunk(data: bytes) -> bytes:
 
 
 class ScriptedUpstream:
-    """`mode`: hang | first-then-hang | close | reset-mid-stream | silent-gap."""
+    """`mode`: hang | first-then-hang | all-then-hang | close | reset-mid-stream | silent-gap."""
 
     def __init__(self, mode: str, gap: float = 0.0) -> None:
         self.mode, self.gap = mode, gap
@@ -83,6 +83,9 @@ class ScriptedUpstream:
                 conn.close()
             elif self.mode == "first-then-hang":
                 conn.sendall(HEAD + chunk(START))
+                self._wait_for_close(conn)
+            elif self.mode == "all-then-hang":  # every event, but the chunked terminator never comes
+                conn.sendall(HEAD + chunk(START) + chunk(STOP))
                 self._wait_for_close(conn)
             elif self.mode == "reset-mid-stream":
                 conn.sendall(HEAD + chunk(START))

@@ -65,6 +65,29 @@ def test_client_disconnect_cancels_upstream(mode):
             thread.stop()
 
 
+def test_client_leaving_after_the_last_event_is_a_complete_stream():
+    """SDKs close the connection once they read the stream's last event, often before the proxy has
+    seen the upstream's end of body: the record must still be exact, not flagged as cut short."""
+    with ScriptedUpstream("all-then-hang") as upstream:
+        thread, sink = _proxy(upstream.url)
+        try:
+            sock = _send(thread.url)
+            sock.settimeout(5)
+            received = b""
+            while b"message_stop" not in received:
+                data = sock.recv(65536)
+                assert data, "the proxy closed the client connection"
+                received += data
+            sock.close()
+            assert upstream.closed_by_peer.wait(5), "the proxy kept the upstream request open"
+            (record,) = _records(thread, sink)
+            assert "client_aborted" not in record.flags and "stream_incomplete" not in record.flags
+            assert record.token_accuracy == "exact"
+            assert (record.input_tokens, record.output_tokens) == (7, 5)
+        finally:
+            thread.stop()
+
+
 @pytest.mark.parametrize("mode", ["refused", "close"])
 def test_upstream_never_answering_gives_502_json(mode):
     if mode == "refused":

@@ -120,6 +120,31 @@ def test_scanner_keeps_the_last_gemini_usage():
     assert (info.input_tokens, info.output_tokens, info.reasoning_tokens) == (9, 13, 6)  # 7 + 6, never summed
 
 
+@pytest.mark.parametrize(
+    ("route", "path", "last"),
+    [
+        ("openai", "/v1/chat/completions", b"data: [DONE]\n\n"),
+        ("mistral", "/v1/chat/completions", b"data: [DONE]\n\n"),
+        ("openai", "/v1/responses", b'event: response.completed\ndata: {"type":"response.completed"}\n\n'),
+        ("openai", "/v1/responses", b'event: response.incomplete\ndata: {"type":"response.incomplete"}\n\n'),
+        ("anthropic", "/v1/messages", b'event: message_stop\ndata: {"type":"message_stop"}\n\n'),
+    ],
+)
+def test_scanner_knows_when_the_stream_ended(route, path, last):
+    scan = usage.StreamScan(usage.endpoint(route, "POST", path), None, 1 << 20)
+    scan.feed(b'data: {"id":"x","choices":[{"delta":{"content":"[DONE] message_stop"}}]}\n\n')
+    assert not scan.ended  # content quoting an end marker does not end the stream
+    scan.feed(last)
+    assert scan.ended
+
+
+def test_a_gemini_stream_has_no_end_event():
+    ep = usage.endpoint("gemini", "POST", "/v1beta/models/gemini-x:streamGenerateContent")
+    scan = usage.StreamScan(ep, None, 1 << 20)
+    scan.feed(b'data: {"candidates":[{"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":1}}\r\n\r\n')
+    assert not scan.ended
+
+
 def test_endpoints():
     assert usage.endpoint("anthropic", "POST", "/v1/messages/count_tokens") is None
     assert usage.endpoint("openai", "GET", "/v1/models") is None
