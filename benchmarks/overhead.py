@@ -308,6 +308,14 @@ def official_mode() -> str | None:
     return "legacy v1.30 semconv path"
 
 
+CLOCK: Callable[[], float] = time.thread_time
+"""The clock of the paired measurements (`--clock`): the calling thread's CPU time by default.
+
+Every call runs on the calling thread (the transport is in-process, with no I/O wait), so its CPU time
+is the time the call takes minus the time other processes of a shared machine took the core from it;
+`--clock wall` uses `time.perf_counter` instead."""
+
+
 def drain(sink: JsonlSink) -> None:
     """Wait until our telemetry thread has emitted every finished call and the sink's writer thread has
     written everything queued (outside timed regions, so background work is not charged to the next call;
@@ -339,38 +347,66 @@ def run_pairs(
     and the kinds rotate, so every kind sees the same machine conditions."""
     names = list(kinds)
     out = {name: Series() for name in names}
-    clock = time.perf_counter
-    gc.collect()
-    for i in range(warmup + pairs):
-        shift = i % len(names)
-        for name in names[shift:] + names[:shift]:
-            inst = kinds[name]
-            if i % 2 == 0:
-                t0 = clock()
-                call(plain)
-                t1 = clock()
-                drain(sink)
-                t2 = clock()
-                call(inst)
-                t3 = clock()
-                drain(sink)
-                p, m = t1 - t0, t3 - t2
-            else:
-                t0 = clock()
-                call(inst)
-                t1 = clock()
-                drain(sink)
-                t2 = clock()
-                call(plain)
-                t3 = clock()
-                drain(sink)
-                m, p = t1 - t0, t3 - t2
-            if i >= warmup:
-                s = out[name]
-                s.plain.append(p)
-                s.instrumented.append(m)
-                s.added.append(m - p)
+    clock = CLOCK
+    with gc_outside_timing() as between:
+        for i in range(warmup + pairs):
+            between(i)
+            _pair_round(i, names, kinds, plain, call, sink, clock, out, warmup)
     return out
+
+
+def _pair_round(i, names, kinds, plain, call, sink, clock, out, warmup) -> None:
+    """One round: a (plain, instrumented) pair per kind, in the rotated order of round i."""
+    shift = i % len(names)
+    for name in names[shift:] + names[:shift]:
+        inst = kinds[name]
+        if i % 2 == 0:
+            t0 = clock()
+            call(plain)
+            t1 = clock()
+            drain(sink)
+            t2 = clock()
+            call(inst)
+            t3 = clock()
+            drain(sink)
+            p, m = t1 - t0, t3 - t2
+        else:
+            t0 = clock()
+            call(inst)
+            t1 = clock()
+            drain(sink)
+            t2 = clock()
+            call(plain)
+            t3 = clock()
+            drain(sink)
+            m, p = t1 - t0, t3 - t2
+        if i >= warmup:
+            s = out[name]
+            s.plain.append(p)
+            s.instrumented.append(m)
+            s.added.append(m - p)
+
+
+GC_EVERY = 10
+
+
+@contextlib.contextmanager
+def gc_outside_timing():
+    """Garbage collection only between rounds, never inside a timed call (as `timeit` does).
+
+    A collection that happens to fall inside one call adds milliseconds to it, whichever kind made the
+    garbage: it was most of the spread of the stream figures. Collected every GC_EVERY rounds instead."""
+    gc.collect()
+    gc.disable()
+
+    def between(i: int) -> None:
+        if i % GC_EVERY == 0:
+            gc.collect()
+
+    try:
+        yield between
+    finally:
+        gc.enable()
 
 
 def median_ci(values: list[float]) -> tuple[float, float, float]:
@@ -603,7 +639,7 @@ def ablation(
     variants.update(_ablations(telemetries, stream))
     names = list(variants)
     added: dict[str, list[float]] = {name: [] for name in names}
-    clock = time.perf_counter
+    clock = CLOCK
     warmup = 5
     for i in range(warmup + pairs):
         shift = i % len(names)
@@ -883,6 +919,7 @@ def fmt_us(x: float) -> str:
 def print_report(result: dict[str, Any]) -> None:
     m = result["machine"]
     print(f"machine: {m['cpu']}, nproc={m['nproc']}, affinity={m['affinity']}, {m['platform']}, Python {m['python']}")
+    print(f"clock: {result['clock']}")
     print("packages: " + ", ".join(f"{k} {v}" for k, v in m["packages"].items()))
     print(f"stream: {result['chunks']} chunks per stream (last = include_usage chunk)")
     if result["official_missing"]:
@@ -991,9 +1028,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-official", action="store_true", help="leave the official instrumentation out")
     ap.add_argument("--no-pipeline", action="store_true", help="leave the 'ours + pipeline' kind out")
     ap.add_argument("--profile", action="store_true", help="profile our path even if the targets are met")
+    ap.add_argument(
+        "--clock",
+        choices=["cpu", "wall"],
+        default="cpu",
+        help="time each call by the calling thread's CPU time (default) or by the wall clock",
+    )
     ap.add_argument("--seed", type=int, default=2026, help="seed of the bootstrap (default 2026)")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the text report")
     args = ap.parse_args(argv)
+    global CLOCK
+    CLOCK = time.thread_time if args.clock == "cpu" else time.perf_counter
 
     if hasattr(os, "sched_setaffinity"):
         with contextlib.suppress(OSError):
@@ -1041,6 +1086,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": time.strftime("%Y-%m-%d"),
         "machine": machine(),
         "chunks": args.chunks,
+        "clock": "calling thread's CPU time" if args.clock == "cpu" else "wall clock",
         "official_version": official_version,
         "official_mode": official_mode(),
         "official_missing": None if official is not None else missing,

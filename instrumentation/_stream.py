@@ -18,25 +18,36 @@ from tailpipe_ai.providers import CallInfo
 from ._telemetry import CallHandle, log_once
 
 ChunkParser = Callable[[Any], "CallInfo | None"]
+"""Reads one chunk. It may carry a `quiet` predicate: chunks it accepts after the first one carry nothing
+to parse and are never hidden, so the proxies pass them on with that one check (most chunks of a stream)."""
 ChunkFilter = Callable[[Any], bool]
 
 
 class _StreamState:
     """What both proxies share: accumulated usage and the once-only end."""
 
-    __slots__ = ("done", "handle", "hide", "info", "parse", "seen")
+    __slots__ = ("done", "handle", "hide", "info", "parse", "quiet", "seen")
 
     def __init__(self, handle: CallHandle, parse: ChunkParser, hide: ChunkFilter | None) -> None:
         self.handle = handle
         self.parse = parse
+        self.quiet: ChunkFilter | None = getattr(parse, "quiet", None)
         self.hide = hide
         self.info = CallInfo()
         self.done = False
         self.seen = 0
 
+    def is_quiet(self, chunk: Any) -> bool:
+        """True when the chunk needs no parsing (see ChunkParser); never raises."""
+        quiet = self.quiet
+        try:
+            return quiet is not None and self.seen > 0 and quiet(chunk)
+        except Exception as exc:
+            log_once("stream chunk", exc)
+            return False
+
     def observe(self, chunk: Any) -> bool:
-        """Record a chunk; True if the caller must not see it (our injected usage-only chunk).
-        Runs on every chunk: keep it to a few attribute reads (benchmarks/overhead.py)."""
+        """Record a chunk; True if the caller must not see it (our injected usage-only chunk)."""
         try:
             if not self.seen:
                 self.handle.first_chunk()
@@ -78,9 +89,20 @@ class TracedStream(wrapt.ObjectProxy):
         state = self._self_state
         observe = state.observe
         try:
-            for chunk in self.__wrapped__:
-                if not observe(chunk):
-                    yield chunk
+            if state.quiet is None:
+                for chunk in self.__wrapped__:
+                    if not observe(chunk):
+                        yield chunk
+            else:  # per chunk one cheap check (is_quiet inlined), the full observe() only where needed
+                quiet = state.quiet
+                for chunk in self.__wrapped__:
+                    try:
+                        skip = state.seen and quiet(chunk)
+                    except Exception as exc:
+                        log_once("stream chunk", exc)
+                        skip = False
+                    if skip or not observe(chunk):
+                        yield chunk
         except GeneratorExit:  # the caller stopped this loop; it may iterate again, so the stream's
             raise  # end is left to close(), context exit or garbage collection of the stream itself
         except Exception as exc:
@@ -99,7 +121,7 @@ class TracedStream(wrapt.ObjectProxy):
             except Exception as exc:
                 state.end(exc)
                 raise
-            if not state.observe(chunk):
+            if state.is_quiet(chunk) or not state.observe(chunk):
                 return chunk
 
     def __enter__(self):
@@ -149,7 +171,7 @@ class TracedAsyncStream(wrapt.ObjectProxy):
             except Exception as exc:
                 state.end(exc)
                 raise
-            if not state.observe(chunk):
+            if state.is_quiet(chunk) or not state.observe(chunk):
                 return chunk
 
     async def __aenter__(self):

@@ -139,36 +139,36 @@ def parse_chunk(chunk: Any) -> CallInfo | None:
 
 def stream_parser() -> Callable[[Any], CallInfo | None]:
     """A per-stream chunk parser: `parse_chunk`, plus the running count of images in an image stream
-    (each `*.completed` event is one image; partial images are previews and do not count)."""
+    (each `*.completed` event is one image; partial images are previews and do not count).
+
+    Its `quiet` attribute tells stream wrappers which chunks they may pass without parsing, after the
+    first one (see `is_quiet_chunk`)."""
     images = 0
-    seen = False
 
     def parse(chunk: Any) -> CallInfo | None:
-        nonlocal images, seen
-        if seen and _nothing_new(chunk):
-            return None
-        seen = True
+        nonlocal images
         info = parse_chunk(chunk)
         if info is not None and info.images:
             images += info.images
             info.images = images
         return info
 
+    parse.quiet = is_quiet_chunk  # type: ignore[attr-defined]
     return parse
 
 
-def _nothing_new(chunk: Any) -> bool:
+def is_quiet_chunk(chunk: Any) -> bool:
     """True for a Chat Completions chunk with neither usage nor a finish reason: after the first chunk
-    (id, model) such chunks carry nothing we use, and most chunks of a stream are like that. A cheap
-    check, because it runs on every chunk."""
-    fields = chunk if isinstance(chunk, dict) else getattr(chunk, "__dict__", None)
+    (id, model) such chunks carry nothing we use, and most chunks of a stream are like that. A quiet
+    chunk is never the usage-only chunk. A cheap check, because it runs on every chunk."""
+    fields = chunk if type(chunk) is dict else getattr(chunk, "__dict__", None)
     if fields is None or "type" in fields or fields.get("usage") is not None:
         return False
     choices = fields.get("choices")
-    if not isinstance(choices, list):
+    if type(choices) is not list:
         return False
     for choice in choices:
-        c = choice if isinstance(choice, dict) else getattr(choice, "__dict__", None)
+        c = choice if type(choice) is dict else getattr(choice, "__dict__", None)
         if c is None or c.get("finish_reason") is not None:
             return False
     return True

@@ -413,6 +413,21 @@ def test_a_failure_inside_our_code_does_not_reach_the_caller(client, otel, monke
     assert "usage_unreadable" in only_span(otel).attributes["tailpipe.flags"]
 
 
+def test_a_failing_quiet_check_mid_stream_does_not_reach_the_caller(client, otel, monkeypatch):
+    calls = []
+
+    def boom(chunk):
+        calls.append(chunk)
+        raise RuntimeError("quiet check broke")
+
+    monkeypatch.setattr(instr.openai_parser, "is_quiet_chunk", boom)
+    stream = client.chat.completions.create(model="gpt-4o-mini", messages=USER, stream=True)
+    seen = [(chunk.choices[0].delta.content, chunk.choices[0].finish_reason) for chunk in stream]
+    assert seen == [("", None), ("ech", None), ("o: ", None), ("hello", None), (None, "stop")]
+    assert calls  # the failing check ran, and every chunk went through the full parse instead
+    assert_chat_usage(otel, stream=True)
+
+
 # ------------------------------------------------------------------------------------------ responses
 
 
