@@ -43,7 +43,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tailpipe_ai.exporter.local_lake import LocalLakeSink
-from tailpipe_ai.exporter.signing import Keyring, sign
+from tailpipe_ai.exporter.signing import Keyring, RecordSigner, sign
 from tailpipe_ai.lake.layout import companion_name, raw_object_name, raw_partition
 from tailpipe_ai.semconv.record import Record
 
@@ -104,7 +104,7 @@ def bench_write(n: int, workdir: Path) -> dict:
     baseline = n / (time.process_time() - t)
 
     lake = workdir / "write-lake"
-    sink = LocalLakeSink(lake, signer=lambda d: sign(d, ring), max_queue=n + 1, recover=False)
+    sink = LocalLakeSink(lake, signer=RecordSigner(ring), max_queue=n + 1, recover=False)
     t, cpu = time.perf_counter(), time.process_time()
     for r in records:
         sink.write(r)

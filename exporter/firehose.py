@@ -44,7 +44,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tailpipe_ai.exporter.local_lake import encode_dict
+from tailpipe_ai.exporter.lines import Signer, record_line
 from tailpipe_ai.exporter.residency import Destination, check_region, resolve_destination
 from tailpipe_ai.exporter.spool import Spool, SpoolBusy
 from tailpipe_ai.semconv import Record
@@ -77,7 +77,6 @@ CONFIG_ERRORS = frozenset(
 REJECTED_ERRORS = frozenset({"InvalidArgumentException", "ValidationException", "SerializationException"})
 """Call errors that reject the batch itself: its records are dead-lettered rather than retried forever."""
 
-Signer = Callable[[dict[str, Any]], dict[str, Any]]
 _WAKE = object()
 
 
@@ -363,11 +362,7 @@ class FirehoseSink:
     def _encode(self, record: Any) -> bytes | None:
         """One JSON line (signed if configured), or None when it cannot be encoded or can never be sent."""
         try:
-            if self._signer is None:
-                line = record.encode() + b"\n"
-            else:
-                record.validate()
-                line = encode_dict(self._signer(record.to_dict())) + b"\n"
+            line = record_line(record, self._signer)
         except Exception as exc:  # one bad record must not stop the others
             if not self.unencodable:
                 where = getattr(exc, "field", None)

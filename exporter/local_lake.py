@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import logging
 import os
 import queue
@@ -38,6 +37,7 @@ from tailpipe_ai.lake.reader import ReadStats, iter_lines
 from tailpipe_ai.semconv import Record
 
 from .durable import fsync_dir as _fsync_dir
+from .lines import Signer, record_line
 
 try:
     import fcntl
@@ -46,20 +46,10 @@ except ImportError:  # pragma: no cover - Windows: recovery falls back to the fi
 
 log = logging.getLogger(__name__)
 
-Signer = Callable[[dict[str, Any]], dict[str, Any]]
 Clock = Callable[[], datetime]
 
 TEMP_SUFFIX = ".tmp"
 _RECOVERING_SUFFIX = ".recovering"
-_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-
-
-def encode_dict(data: dict[str, Any]) -> bytes:
-    """Compact one-line UTF-8 JSON, exactly as `Record.encode` writes it (for signed dicts)."""
-    text = _ENCODER.encode(data)
-    if "\u2028" in text or "\u2029" in text or "\x85" in text:
-        text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").replace("\x85", "\\u0085")
-    return text.encode("utf-8")
 
 
 def _utcnow() -> datetime:
@@ -388,10 +378,7 @@ class LocalLakeSink:
 
     def _encode(self, record: Record) -> bytes | Exception:
         try:
-            if self._signer is None:
-                return record.encode() + b"\n"
-            record.validate()
-            return encode_dict(self._signer(record.view())) + b"\n"  # signers copy, never change, the dict
+            return record_line(record, self._signer)
         except Exception as exc:  # one bad record must not stop the others
             return exc
 

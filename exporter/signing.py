@@ -23,11 +23,14 @@ The scheme (``alg`` = ``HMAC-SHA256``), stable across versions of this code::
 * ``key_id`` names the secret, so keys can rotate: a `Keyring` signs with its active key and verifies with
   the active key and any older ones it still holds.
 
-Canonicalization has a fast path (`canonical_json`): one pass rewrites the values ``json.dumps`` would
-print differently from RFC 8785 (integral floats, numbers below 1e-4 or from 1e16 up), then the C JSON
-encoder does the rest with ``sort_keys``. Anything it cannot do exactly (non-ASCII keys at or above
-U+E000, whose UTF-16 order differs from code-point order, or unusual types) goes through a plain
-reference serializer. Both are tested byte for byte against the ``rfc8785`` package.
+Canonicalization has a fast path (`canonical_json`): one pass rewrites the values orjson would print
+differently from RFC 8785 (integral floats, numbers below 1e-4 or from 1e16 up), then orjson does the
+rest with sorted keys. Anything it cannot do exactly (non-ASCII keys at or above U+E000, whose UTF-16
+order differs from code-point order, or unusual types) goes through a plain reference serializer. Both
+are tested byte for byte against the ``rfc8785`` package.
+
+Sinks write a signed record with one encoding (`signed_line`): the canonical bytes the MAC covers are
+the line itself, with the signature member appended; a reader parses it back to the same canonical form.
 
 Secrets never appear in a ``repr``, ``str``, log line or error message; key ids are public.
 """
@@ -40,6 +43,7 @@ import hashlib
 import hmac
 import json
 import math
+import operator
 import os
 import re
 import secrets
@@ -47,7 +51,12 @@ from collections.abc import Mapping
 from enum import Enum
 from typing import Any, NamedTuple
 
+import orjson
+
 from tailpipe_ai.semconv import Record
+from tailpipe_ai.semconv.record import COUNT_FIELDS, FIELD_NAMES, QUANTITY_FIELDS
+
+from .lines import ensure_one_line
 
 ALG = "HMAC-SHA256"
 DOMAIN = b"tailpipe.record/1\n"
@@ -279,11 +288,8 @@ class Keyring:
 
 _MAX_SAFE_INT = 2**53 - 1
 _TWO_53 = 9007199254740992.0
-_json_encode = json.JSONEncoder(
-    sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False
-).encode
 _quote = json.encoder.encode_basestring  # the C escaper when available; escapes exactly as RFC 8785 asks
-# A per-process random marker stands in for numbers json.dumps would print differently; a record string
+# A per-process random marker stands in for numbers orjson would print differently; a record string
 # equal to a marker is detected (the replacement count differs) and sent down the reference path.
 _MARK = f"tailpipe-jcs-{secrets.token_hex(16)}-"
 
@@ -331,7 +337,7 @@ def es_number(value: float) -> str:
 
 def _float_fast(f: float, parts: list[str]) -> Any:
     a = abs(f)
-    if 1e-4 <= a < 1e16:  # json.dumps prints these in plain notation, as ES does
+    if 1e-4 <= a < 1e16:  # orjson prints these with ES's digits, in plain notation, as ES does
         return int(f) if f.is_integer() else f
     if a == 0.0:
         return 0
@@ -342,7 +348,7 @@ def _float_fast(f: float, parts: list[str]) -> Any:
 
 
 def _prepare(obj: Any, parts: list[str]) -> Any:
-    """A copy of ``obj`` that json.dumps(sort_keys=True) prints exactly as RFC 8785 does."""
+    """A copy of ``obj`` that orjson with sorted keys prints exactly as RFC 8785 does."""
     t = type(obj)
     if t is dict:
         out = {}
@@ -374,8 +380,12 @@ def _prepare(obj: Any, parts: list[str]) -> Any:
     raise _NotFast
 
 
-def _reference(obj: Any) -> str:
-    """RFC 8785 written out plainly (slow; used only where the fast path cannot be exact)."""
+def _reference(obj: Any, as_read: bool = False) -> str:
+    """RFC 8785 written out plainly (slow; used only where the fast path cannot be exact).
+
+    ``as_read``: the value was parsed from JSON, where a double of 1e16 and up that RFC 8785 writes in
+    plain digits (2.5e20 is ``250000000000000000000``) comes back as an integer: such an integer, when a
+    double holds it exactly, is that double again. Signing never accepts integers beyond 2**53-1."""
     if obj is None:
         return "null"
     if obj is True:
@@ -386,12 +396,14 @@ def _reference(obj: Any) -> str:
         return _quote(obj)
     if isinstance(obj, int):
         if not -_MAX_SAFE_INT <= obj <= _MAX_SAFE_INT:
+            if as_read and abs(obj) < 2**1024 and int(float(obj)) == obj:
+                return es_number(float(obj))
             raise CanonicalizationError(f"integer {obj} is beyond +/-(2**53-1), which JSON numbers cannot hold")
         return str(int(obj))
     if isinstance(obj, float):
         return es_number(float(obj))
     if isinstance(obj, (list, tuple)):
-        return "[" + ",".join(_reference(item) for item in obj) + "]"
+        return "[" + ",".join(_reference(item, as_read) for item in obj) + "]"
     if isinstance(obj, Mapping):
         items = []
         for key, value in obj.items():
@@ -403,7 +415,7 @@ def _reference(obj: Any) -> str:
                 raise CanonicalizationError("object key is not valid Unicode (lone surrogate)") from None
             items.append((order, key, value))
         items.sort(key=lambda item: item[0])
-        return "{" + ",".join(_quote(key) + ":" + _reference(value) for _, key, value in items) + "}"
+        return "{" + ",".join(_quote(key) + ":" + _reference(value, as_read) for _, key, value in items) + "}"
     raise CanonicalizationError(f"{type(obj).__name__} has no JSON form")
 
 
@@ -414,36 +426,75 @@ def _utf8(text: str) -> bytes:
         raise CanonicalizationError("string is not valid Unicode (lone surrogate)") from None
 
 
-def _slow(value: Any) -> bytes:
+def _slow(value: Any, as_read: bool = False) -> bytes:
     try:
-        return _utf8(_reference(value))
+        return _utf8(_reference(value, as_read))
     except RecursionError:
         raise CanonicalizationError("value is nested too deeply") from None
 
 
-def canonical_json(value: Any) -> bytes:
+def canonical_json(value: Any, *, as_read: bool = False) -> bytes:
     """RFC 8785 (JSON Canonicalization Scheme) bytes of a JSON-like value.
 
     Handles str, int, float, bool, None, dict and list (tuples as lists), as the ``rfc8785`` package
-    does; raises CanonicalizationError for values with no canonical form.
+    does; raises CanonicalizationError for values with no canonical form. ``as_read``: the value was
+    parsed from JSON (see `_reference`).
     """
     parts: list[str] = []
     try:
-        text = _json_encode(_prepare(value, parts))
-    except (_NotFast, RecursionError):
-        return _slow(value)
-    for index, number in enumerate(parts):
-        marker = f'"{_MARK}{index}"'
-        replaced = text.replace(marker, number)
-        if len(replaced) != len(text) - len(marker) + len(number):  # a record string equals the marker
-            return _slow(value)
-        text = replaced
-    return _utf8(text)
+        data = _with_numbers(orjson.dumps(_prepare(value, parts), option=orjson.OPT_SORT_KEYS), parts)
+    except (_NotFast, RecursionError, TypeError):  # TypeError: orjson's (lone surrogates, deep nesting)
+        return _slow(value, as_read)
+    return _slow(value, as_read) if data is None else data
 
 
-def _body(record: Mapping[str, Any]) -> bytes:
+def _body(record: Mapping[str, Any], *, as_read: bool = False) -> bytes:
     """Canonical JSON of what a signature covers: the record less ``signature`` and top-level nulls."""
-    return canonical_json({k: v for k, v in record.items() if v is not None and k != "signature"})
+    return canonical_json({k: v for k, v in record.items() if v is not None and k != "signature"}, as_read=as_read)
+
+
+_RECORD_FIELDS = tuple(name for name in FIELD_NAMES if name != "signature")
+_get_record_fields = operator.attrgetter(*_RECORD_FIELDS)
+_NUMBER_FIELDS = COUNT_FIELDS + QUANTITY_FIELDS
+_STRING_MAPS = ("environment", "attributes")
+
+
+def _record_body(record: Record) -> bytes:
+    """`_body` of a validated record, faster: only the values whose type the schema leaves open (numbers,
+    `factors`, map keys) are looked at; strings, booleans and string lists go to orjson as they are.
+    Anything unusual (unknown fields, large integers, keys whose UTF-16 order differs) takes `_body`."""
+    if record.extra:
+        return _body(record.view())
+    data = {k: v for k, v in zip(_RECORD_FIELDS, _get_record_fields(record), strict=True) if v is not None}
+    parts: list[str] = []
+    try:
+        for name in _NUMBER_FIELDS:
+            value = data.get(name)
+            if type(value) is float:
+                data[name] = _float_fast(value, parts)
+            elif value is not None and not -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
+                raise _NotFast
+        for name in _STRING_MAPS:
+            for key in data[name]:
+                if not key.isascii() and max(key) >= "\ue000":
+                    raise _NotFast
+        if data["factors"]:
+            data["factors"] = _prepare(data["factors"], parts)
+        out = _with_numbers(orjson.dumps(data, option=orjson.OPT_SORT_KEYS), parts)
+    except (_NotFast, RecursionError, TypeError):
+        out = None
+    return _body(record.view()) if out is None else out
+
+
+def _with_numbers(out: bytes, parts: list[str]) -> bytes | None:
+    """Put the ES number texts in place of their markers; None if a record string equals a marker."""
+    for index, number in enumerate(parts):
+        marker = f'"{_MARK}{index}"'.encode("ascii")
+        replaced = out.replace(marker, number.encode("ascii"))
+        if len(replaced) != len(out) - len(marker) + len(number):
+            return None
+        out = replaced
+    return out
 
 
 def signed_bytes(record: Mapping[str, Any] | Record) -> bytes:
@@ -472,6 +523,54 @@ def signature_for(record: Mapping[str, Any] | Record, keyring: Keyring) -> dict[
     mac = keyring._macs[keyring._active].copy()
     mac.update(message)
     return {"alg": ALG, "key_id": keyring._active, "value": _b64url(mac.digest())}
+
+
+def signed_line(record: Record, keyring: Keyring) -> bytes:
+    """The record, validated, as one signed JSON line (no newline), from a single canonical encoding.
+
+    The line is the canonical JSON the signature covers, then the ``signature`` member, then the schema
+    fields that are null (so every line names every field, as unsigned lines do; a verifier drops them
+    again), with U+2028/U+2029/U+0085 escaped as in every line. Raises SigningError when the record has
+    no canonical form.
+    """
+    record.validate()  # _record_body relies on the schema's types
+    try:
+        body = _record_body(record)
+    except CanonicalizationError as exc:
+        rid = safe_record_id({"record_id": record.record_id})
+        raise SigningError(f"record {rid or '(no valid record_id)'} cannot be signed: {exc}") from None
+    mac = keyring._macs[keyring._active].copy()
+    mac.update(body)
+    kid = keyring._active.encode("ascii")  # key ids are [A-Za-z0-9._-]: nothing to escape
+    value = base64.urlsafe_b64encode(mac.digest()).rstrip(b"=")
+    nulls = [member for member, v in zip(_NULL_MEMBERS, _get_record_fields(record), strict=True) if v is None]
+    parts = (body[:-1], b',"signature":{"alg":"HMAC-SHA256","key_id":"', kid, b'","value":"', value, b'"}', *nulls)
+    return ensure_one_line(b"".join((*parts, b"}")))
+
+
+_NULL_MEMBERS = tuple(f',"{name}":null'.encode("ascii") for name in _RECORD_FIELDS)
+
+
+class RecordSigner:
+    """What sinks take as ``signer``: signs each record with a keyring's active key as it is written.
+
+    ``line(record)`` gives the signed JSON line (see `signed_line`); calling it on a record's dict form
+    gives the signed dict (`sign`), for code that works with dicts.
+    """
+
+    __slots__ = ("keyring",)
+
+    def __init__(self, keyring: Keyring) -> None:
+        self.keyring = keyring
+
+    def line(self, record: Record) -> bytes:
+        return signed_line(record, self.keyring)
+
+    def __call__(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        return sign(data, self.keyring)
+
+    def __repr__(self) -> str:
+        return f"RecordSigner({self.keyring!r})"
 
 
 def sign(record: Mapping[str, Any], keyring: Keyring) -> dict[str, Any]:
@@ -510,7 +609,7 @@ def check(record: Any, keyring: Keyring | None) -> Check:
     if keyring is None or kid not in keyring:
         return Check(Verdict.UNKNOWN_KEY, f"no key with id {shown_kid} in the keyring")
     try:
-        message = _body(record)
+        message = _body(record, as_read=True)
     except CanonicalizationError as exc:
         return Check(Verdict.MALFORMED, f"record has no canonical JSON form: {exc}")
     expected = _b64url(keyring._mac(kid, message) or b"").encode("ascii")

@@ -154,16 +154,14 @@ class JsonlSink:
 
 
 def signer_from_env(api_key: str | None = None):
-    """A record signer (dict -> dict) from TAILPIPE_SIGNING_KEYS and/or a tenant API key, else None."""
-    import functools
-
-    from tailpipe_ai.exporter.signing import Keyring, sign
+    """A `RecordSigner` from TAILPIPE_SIGNING_KEYS and/or a tenant API key, else None."""
+    from tailpipe_ai.exporter.signing import Keyring, RecordSigner
 
     ring = Keyring.from_env()
     if api_key:
         derived = Keyring.from_api_key(api_key)
         ring = ring.with_verify_keys(derived) if ring is not None else derived
-    return functools.partial(sign, keyring=ring) if ring is not None else None
+    return RecordSigner(ring) if ring is not None else None
 
 
 _default_sink: Sink | None = None

@@ -2,8 +2,9 @@
 
 ``Record`` mirrors ``record.schema.json`` (shipped beside this module, see ``schema_path()``) field for
 field. Validation here is a cheap hand-written equivalent of the JSON Schema, so that producing and reading
-records needs only the standard library. Unknown fields are kept in ``Record.extra`` and written back at the
-top level, so older readers carry newer fields through unchanged.
+records needs only the standard library (sinks encode lines faster with orjson: exporter/lines.py).
+Unknown fields are kept in ``Record.extra`` and written back at the top level, so older readers carry
+newer fields through unchanged.
 """
 
 from __future__ import annotations
@@ -118,6 +119,26 @@ def rfc3339_from_unix_ns(ns: int) -> str:
 
 
 _TIMESTAMP_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:[Zz]|\+00:00)", re.ASCII)
+_CANONICAL_TIMESTAMP_RE = re.compile(r"\d{4}-\d{2}-\d{2}T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{6}Z", re.ASCII)
+_valid_dates: set[str] = set()
+
+
+def _is_canonical_timestamp(value: str) -> bool:
+    """The form every writer of this package produces (``...T12:00:00.123456Z``), checked without building
+    a datetime: a regex for the time of day, and the calendar date checked once per day seen."""
+    if not _CANONICAL_TIMESTAMP_RE.fullmatch(value):
+        return False
+    day = value[:10]
+    if day in _valid_dates:
+        return True
+    try:
+        datetime(int(day[:4]), int(day[5:7]), int(day[8:10]))
+    except ValueError:
+        return False
+    if len(_valid_dates) >= 4096:
+        _valid_dates.clear()
+    _valid_dates.add(day)
+    return True
 
 
 def parse_rfc3339(value: str) -> datetime:
@@ -226,6 +247,8 @@ def _check_record_id(name: str, value: Any) -> Any:
 
 
 def _check_timestamp(name: str, value: Any) -> Any:
+    if type(value) is str and _is_canonical_timestamp(value):
+        return value
     if isinstance(value, str):
         try:
             parse_rfc3339(value)
@@ -346,6 +369,8 @@ class Record:
 
         Integral floats in count fields become ints and mappings become dicts (in place). Returns self.
         """
+        if _plainly_valid(self):
+            return self
         for name, check in _CHECKS:
             value = getattr(self, name)
             checked = check(name, value)
@@ -415,7 +440,7 @@ class Record:
         try:
             text = _ENCODER.encode(data)
         except (TypeError, ValueError) as exc:
-            raise _unencodable(data, exc) from None
+            raise unencodable(data, exc) from None
         # Keep the record on one line for every line splitter (str.splitlines splits on these too).
         if "\u2028" in text or "\u2029" in text or "\x85" in text:
             text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").replace("\x85", "\\u0085")
@@ -519,6 +544,93 @@ if tuple(name for name, _ in _CHECKS) != FIELD_NAMES:  # pragma: no cover - guar
     raise AssertionError("record._CHECKS is out of step with the Record fields")
 
 
+COUNT_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "images",
+)
+QUANTITY_FIELDS = (
+    "video_seconds",
+    "latency_ms",
+    "ttft_ms",
+    "energy_wh",
+    "energy_wh_min",
+    "energy_wh_max",
+    "carbon_gco2e",
+    "carbon_gco2e_min",
+    "carbon_gco2e_max",
+    "cost_usd",
+)
+_OPTIONAL_STRING_FIELDS = (
+    "request_model",
+    "response_model",
+    "image_size",
+    "image_quality",
+    "video_resolution",
+    "error_type",
+    "region",
+)
+_get_counts = operator.attrgetter(*COUNT_FIELDS)
+_get_quantities = operator.attrgetter(*QUANTITY_FIELDS)
+_get_optional_strings = operator.attrgetter(*_OPTIONAL_STRING_FIELDS)
+_OUTPUT_TYPES_OR_NONE = OUTPUT_TYPES | {None}
+_HEX32_RE = re.compile(r"[0-9a-f]{32}", re.ASCII)
+_HEX16_RE = re.compile(r"[0-9a-f]{16}", re.ASCII)
+_isfinite = math.isfinite
+
+
+def _plainly_valid(r: Record) -> bool:
+    """The common case in one pass: every field already of its exact type and in range, nothing to
+    normalise. False sends `validate` through the per-field checks, which normalise or name the bad field;
+    so this may say False for a valid record, never True for an invalid one."""
+    if r.schema != SCHEMA or r.status not in STATUSES or r.token_accuracy not in TOKEN_ACCURACIES:
+        return False
+    rid, ts, integration, provider, operation = r.record_id, r.timestamp, r.integration, r.provider, r.operation
+    if type(rid) is not str or not _UUID_RE.fullmatch(rid) or type(ts) is not str or not _is_canonical_timestamp(ts):
+        return False
+    if type(integration) is not str or integration not in INTEGRATIONS or type(provider) is not str or not provider:
+        return False
+    if operation is not None and (type(operation) is not str or not operation):
+        return False
+    output_type = r.output_type
+    if (type(output_type) is not str and output_type is not None) or output_type not in _OUTPUT_TYPES_OR_NONE:
+        return False
+    for v in _get_counts(r):
+        if v is not None and (type(v) is not int or v < 0):
+            return False
+    for v in _get_quantities(r):
+        if v is not None and ((type(v) is not float and type(v) is not int) or not v >= 0 or not _isfinite(v)):
+            return False
+    for v in _get_optional_strings(r):
+        if v is not None and type(v) is not str:
+            return False
+    if r.streamed is not None and type(r.streamed) is not bool:
+        return False
+    for mapping in (r.environment, r.attributes):
+        if type(mapping) is not dict:
+            return False
+        for k, v in mapping.items():
+            if type(k) is not str or type(v) is not str:
+                return False
+    trace_id, span_id = r.trace_id, r.span_id
+    if trace_id is not None and (type(trace_id) is not str or not _HEX32_RE.fullmatch(trace_id) or trace_id == _ZERO32):
+        return False
+    if span_id is not None and (type(span_id) is not str or not _HEX16_RE.fullmatch(span_id) or span_id == _ZERO16):
+        return False
+    if type(r.factors) is not dict or type(r.flags) is not list:
+        return False
+    for flag in r.flags:
+        if type(flag) is not str:
+            return False
+    return r.signature is None and not r.extra  # either is rare on the write path: the full checks
+
+
+_ZERO32, _ZERO16 = "0" * 32, "0" * 16
+
+
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
 
@@ -531,7 +643,8 @@ def _copy_json(value: Any) -> Any:
     return value
 
 
-def _unencodable(data: dict[str, Any], exc: Exception) -> RecordError:
+def unencodable(data: dict[str, Any], exc: Exception) -> RecordError:
+    """The RecordError for a record dict that cannot be encoded, naming the first field at fault."""
     for key, value in data.items():
         try:
             json.dumps(value, allow_nan=False)

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tailpipe_ai.exporter.local_lake import LocalLakeSink, encode_dict, recover_temp_files
+from tailpipe_ai.exporter.lines import json_line
+from tailpipe_ai.exporter.local_lake import LocalLakeSink, recover_temp_files
 from tailpipe_ai.lake.layout import RAW_PREFIX, raw_object_name, raw_partition
 from tailpipe_ai.lake.reader import ReadStats, iter_raw_files, iter_records
 from tailpipe_ai.semconv import Record
@@ -252,10 +253,10 @@ def test_signer_output_is_written_compactly(tmp_path, sinks):
         sink.write(r)
     assert sink.flush(timeout=5)
     [path] = published(tmp_path)
-    expected = [encode_dict(signer(r.to_dict())) for r in (records[0], records[2])]
+    expected = [json_line(signer(r.to_dict())) for r in (records[0], records[2])]
     assert lines_of(path) == expected and b"\\u2028" in expected[0]
     odd = rec(5, attributes={"k": "line\u2028sep\x85"})
-    assert encode_dict(odd.to_dict()) == odd.encode()  # the same bytes Record.encode writes
+    assert json_line(odd.to_dict()) == odd.encode()  # the same bytes Record.encode writes
     assert [d["signature"]["key_id"] for d in read_all(tmp_path)] == ["k1", "k1"]
     assert sink.unencodable == 1
 

@@ -254,8 +254,10 @@ def test_malformed_records():
     signed = sign(make_record(), NEW)
     signed["latency_ms"] = math.nan  # json.loads accepts NaN; it has no canonical form
     assert check(signed, NEW).verdict is Verdict.MALFORMED
-    signed["latency_ms"] = 2**60
+    signed["latency_ms"] = 2**60 + 1  # no double holds it
     assert check(signed, NEW).verdict is Verdict.MALFORMED
+    signed["latency_ms"] = 2**60  # a double parsed back as an integer: a number, but not the signed one
+    assert check(signed, NEW).verdict is Verdict.BAD_SIGNATURE
 
 
 def test_padded_signature_values_are_accepted():
@@ -517,3 +519,72 @@ def test_any_json_value_matches_rfc8785(value):
             canonical_json(value)
         return
     assert canonical_json(value) == expected
+
+
+# ---------------------------------------------------------------------------------------------------------
+# signed lines: one canonical encoding is both the signed message and the line sinks write
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _record_variants(n: int):
+    rng = random.Random(7)
+    for i in range(n):
+        data = make_record(
+            input_tokens=rng.choice([0, 7, 2**53 - 1]),
+            energy_wh=rng.random() * 10 ** rng.randint(-12, 6),
+            latency_ms=float(rng.randint(0, 10**6)),
+            ttft_ms=rng.choice([None, 0, 3, 0.25]),
+            attributes={rng.choice(["team", "ß", "🚀", "\uffff", "\U0001f680x"]): rng.choice(["a", "\u2028", "é"])},
+            flags=rng.choice([[], ["a", "\u0085"]]),
+        )
+        data["factors"]["pue"]["value"] = rng.choice([1.0, 1.54, 1e-9, 2.5e20, 7e22, 3])
+        if i % 5 == 0:
+            data["x_newer_field"] = {"n": 1.0, "s": "v"}  # an unknown field: kept and signed
+        yield Record.from_dict(data)
+
+
+def test_signed_lines_verify_and_match_rfc8785():
+    for record in _record_variants(300):
+        line = signing.signed_line(record, OLD)
+        assert b"\n" not in line and "\u2028" not in line.decode() and "\x85" not in line.decode()
+        parsed = json.loads(line)
+        assert check(parsed, OLD).verdict is Verdict.OK
+        body = signing._body(record.to_dict())
+        assert body == rfc8785.dumps({k: v for k, v in record.to_dict().items() if v is not None})
+        # the line is the signed body (a double from 2**53 up to 1e21 is written in plain digits and
+        # parses back as an integer, the same number)
+        assert signing._body(parsed, as_read=True) == body
+        assert set(parsed) == set(record.to_dict()) | {"signature"}  # null fields too, after the signature
+        assert line.startswith(body[:-1].replace("\u2028".encode(), b"\\u2028").replace("\x85".encode(), b"\\u0085"))
+        assert Record.from_dict(parsed).to_dict() == {**record.to_dict(), "signature": parsed["signature"]}
+
+
+def test_the_record_fast_path_equals_the_generic_one():
+    for record in _record_variants(300):
+        assert signing._record_body(record) == signing._body(record.to_dict())
+
+
+def test_a_signed_line_survives_edits_only_when_nothing_changes():
+    record = next(_record_variants(1))
+    parsed = json.loads(signing.signed_line(record, OLD))
+    parsed["output_tokens"] += 1
+    assert check(parsed, OLD).verdict is Verdict.BAD_SIGNATURE
+
+
+def test_records_without_canonical_form_cannot_be_signed_as_lines():
+    record = next(_record_variants(1))
+    record.attributes = {"team": "\ud800"}  # a lone surrogate
+    with pytest.raises(SigningError, match="cannot be signed"):
+        signing.signed_line(record, OLD)
+    record = next(_record_variants(1))
+    record.input_tokens = 2**53
+    with pytest.raises(SigningError, match="2\\*\\*53"):
+        signing.signed_line(record, OLD)
+
+
+def test_record_signer_is_both_a_line_and_a_dict_signer():
+    signer = signing.RecordSigner(OLD)
+    record = next(_record_variants(1))
+    assert verify(json.loads(signer.line(record)), OLD) is Verdict.OK
+    assert verify(signer(record.to_dict()), OLD) is Verdict.OK
+    assert "secret" not in repr(signer).lower() and "k1" in repr(signer)

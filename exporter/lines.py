@@ -1,0 +1,82 @@
+"""The bytes a sink writes for one record: a JSON line, signed when the sink has a signer.
+
+One place for it, so the local lake, Firehose and the billing backfill write records identically. Lines
+are encoded with orjson (several times the standard library's speed on a record); `Record.encode` is
+the standard-library reference they agree with value for value (tests/exporter/test_lines.py).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import orjson
+
+from tailpipe_ai.semconv import Record
+from tailpipe_ai.semconv.record import FIELD_NAMES, unencodable
+
+DictSigner = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class LineSigner(Protocol):
+    """A signer that validates the record and writes the signed line itself (`signing.RecordSigner`: one
+    encoding per record)."""
+
+    def line(self, record: Record) -> bytes: ...
+
+
+Signer = LineSigner | DictSigner
+"""What sinks take as ``signer``: a `LineSigner`, or any function returning a record's dict signed."""
+
+_FIELD_SET = frozenset(FIELD_NAMES)
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+_LINE_BREAKS = ((b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"), (b"\xc2\x85", b"\\u0085"))
+
+
+def json_line(data: dict[str, Any]) -> bytes:
+    """A record's dict as compact one-line UTF-8 JSON (no trailing newline), as every sink writes it.
+
+    NaN and infinities are refused (orjson would write null), and U+2028, U+2029 and U+0085 are
+    escaped so that every line splitter (str.splitlines included) keeps the record on one line; those
+    byte sequences can only occur inside JSON strings, where the escape means the same character.
+    """
+    try:
+        out = orjson.dumps(data, option=_ORJSON_OPTIONS)
+    except TypeError as exc:  # orjson.JSONEncodeError
+        raise unencodable(data, exc) from None
+    if _has_non_finite(data.get("factors")) or any(_has_non_finite(data[k]) for k in data if k not in _FIELD_SET):
+        raise unencodable(data, ValueError("NaN or infinity"))
+    return ensure_one_line(out)
+
+
+def ensure_one_line(line: bytes) -> bytes:
+    """Escape the characters some line splitters break on (see `json_line`) in encoded JSON."""
+    if b"\xe2\x80" in line or b"\xc2\x85" in line:
+        for raw, escaped in _LINE_BREAKS:
+            line = line.replace(raw, escaped)
+    return line
+
+
+def _has_non_finite(value: Any) -> bool:
+    t = type(value)
+    if t is float:
+        return not math.isfinite(value)
+    if t is dict:
+        return any(_has_non_finite(item) for item in value.values())
+    if t is list or t is tuple:
+        return any(_has_non_finite(item) for item in value)
+    return False
+
+
+def record_line(record: Record, signer: Signer | None = None) -> bytes:
+    """The record validated and encoded as one line, newline included; raises on an invalid record.
+
+    A `LineSigner` signs the canonical encoding and writes it as the line; another signer gets the
+    record's dict (which it must copy, never change) and its result is encoded.
+    """
+    line = getattr(signer, "line", None)
+    if line is not None:
+        return line(record) + b"\n"  # validates
+    record.validate()
+    return json_line(record.view() if signer is None else signer(record.view())) + b"\n"

@@ -1,0 +1,105 @@
+"""Lines as sinks write them: orjson's encoding says what `Record.encode` (the standard-library
+reference) says, value for value; bad records are refused with the field named; signers are honoured."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tailpipe_ai.exporter.lines import json_line, record_line
+from tailpipe_ai.exporter.signing import Keyring, RecordSigner, Verdict, check
+from tailpipe_ai.semconv import Record, RecordError
+
+RING = Keyring("k1", bytes(range(32)))
+
+
+def record(**fields) -> Record:
+    base = dict(
+        integration="sdk",
+        provider="openai",
+        request_model="gpt-4o",
+        token_accuracy="exact",
+        input_tokens=10,
+        output_tokens=3,
+        latency_ms=12.5,
+        energy_wh=0.00001,
+        factors={"pue": {"value": 1.0, "source": "x"}, "grid": 473},
+    )
+    base.update(fields)
+    return Record(**base)
+
+
+texts = st.text(max_size=12)
+floats = st.floats(min_value=0, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    attributes=st.dictionaries(texts, texts, max_size=4),
+    flags=st.lists(texts, max_size=3),
+    latency=floats,
+    factor=st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(2**62), 2**62) | texts,
+    model=st.none() | texts,
+)
+def test_json_line_is_record_encode(attributes, flags, latency, factor, model):
+    r = record(attributes=attributes, flags=flags, latency_ms=latency, factors={"f": [factor]}, request_model=model)
+    try:
+        expected = r.encode()
+    except RecordError:  # lone surrogates: neither encoder writes them
+        with pytest.raises(RecordError):
+            record_line(r)
+        return
+    line = record_line(r)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert json.loads(line) == json.loads(expected)  # the same values (orjson writes 1e-5, json 1e-05)
+    assert Record.from_dict(json.loads(line)) == r
+    assert len(line.decode().splitlines()) == 1  # U+2028, U+2029, U+0085 are escaped
+
+
+def test_non_finite_numbers_are_refused_wherever_they_are():
+    for bad in (record(factors={"x": {"y": [math.nan]}}), record(extra={"newer": math.inf})):
+        with pytest.raises(RecordError, match="not encodable"):
+            record_line(bad)
+        with pytest.raises(RecordError):
+            bad.encode()
+    with pytest.raises(RecordError, match="latency_ms"):
+        record_line(record(latency_ms=math.nan))  # a schema field: refused by validation, field named
+
+
+def test_unencodable_values_name_the_field():
+    with pytest.raises(RecordError, match="factors"):
+        json_line(record(factors={"x": object()}).view())
+
+
+def test_record_signer_writes_one_signed_line():
+    line = record_line(record(), RecordSigner(RING))
+    assert line.endswith(b"}\n") and line.count(b"\n") == 1
+    parsed = json.loads(line)
+    assert check(parsed, RING).verdict is Verdict.OK
+    assert parsed["request_model"] == "gpt-4o" and parsed["response_model"] is None  # every field named
+    assert set(parsed) == set(record().to_dict())
+    assert Record.from_dict(parsed).request_model == "gpt-4o"
+
+
+def test_a_dict_signer_gets_the_dict_and_its_result_is_written():
+    seen = []
+
+    def signer(data):
+        seen.append(data)
+        return {**data, "signature": {"alg": "HMAC-SHA256", "key_id": "k", "value": "v"}}
+
+    line = record_line(record(), signer)
+    assert json.loads(line)["signature"]["key_id"] == "k" and seen[0]["provider"] == "openai"
+
+
+def test_invalid_records_are_refused_before_any_signer_runs():
+    def signer(data):
+        raise AssertionError("signer called")
+
+    for s in (None, signer, RecordSigner(RING)):
+        with pytest.raises(RecordError, match="input_tokens"):
+            record_line(record(input_tokens=-1), s)
