@@ -16,12 +16,13 @@ Only usage, model names, ids and error *types* leave this module; never text.
 from __future__ import annotations
 
 import gzip
-import json
 import re
 import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+
+import orjson
 
 from tailpipe_ai.providers import anthropic as anthropic_parser
 from tailpipe_ai.providers import google_genai as gemini_parser
@@ -189,7 +190,7 @@ class StreamScan:
         self._decode, self.readable = decoder_for(content_encoding)
         self._markers = ep.markers
         self._keep_all = ep.keep_every_hit
-        self._ends = ep.end_markers
+        self._ends = tuple((line, b"\n" + line) for line in ep.end_markers)
         self.ended = False  # the stream's last event went through: a hang-up after it loses nothing
         self._pending: list[bytes] = []
         self._pending_len = 0
@@ -230,9 +231,10 @@ class StreamScan:
             if start >= 0:
                 end = block.find(b"\n", start)
                 self.first = block[start:end] if end >= 0 else block[start:]
-        for end_line in self._ends:
-            if block.startswith(end_line) or b"\n" + end_line in block:
-                self.ended = True
+        if not self.ended:
+            for at_start, inside in self._ends:
+                if block.startswith(at_start) or inside in block:
+                    self.ended = True
         for marker in self._markers:
             if marker in block:
                 break
@@ -345,7 +347,7 @@ def _json(line: bytes) -> Any:
     if not payload or payload == b"[DONE]":
         return None
     try:
-        return json.loads(payload)
+        return orjson.loads(payload)
     except ValueError:
         return None
 
@@ -398,7 +400,7 @@ def interpret_body(ep: Endpoint, body: bytes | None, status: int, scan: BodyScan
     if scan is not None and scan.overflow:
         flags.append(FLAG_TOO_LARGE)
     try:
-        obj = json.loads(body) if body else None
+        obj = orjson.loads(body) if body else None
     except ValueError:
         obj = None
     if status >= 400:
@@ -453,7 +455,7 @@ def request_model(ep: Endpoint, request_body: bytes, content_encoding: str | Non
         return ep.model_in_path, ep.stream_in_path
     body = request_body_bytes(request_body, content_encoding)
     try:
-        obj = json.loads(body) if body else None
+        obj = orjson.loads(body) if body else None
     except ValueError:
         return None, False
     if not isinstance(obj, dict):
