@@ -360,31 +360,27 @@ def _pair_round(i, names, kinds, plain, call, sink, clock, out, warmup) -> None:
     shift = i % len(names)
     for name in names[shift:] + names[:shift]:
         inst = kinds[name]
-        if i % 2 == 0:
-            t0 = clock()
-            call(plain)
-            t1 = clock()
-            drain(sink)
-            t2 = clock()
-            call(inst)
-            t3 = clock()
-            drain(sink)
-            p, m = t1 - t0, t3 - t2
-        else:
-            t0 = clock()
-            call(inst)
-            t1 = clock()
-            drain(sink)
-            t2 = clock()
-            call(plain)
-            t3 = clock()
-            drain(sink)
-            m, p = t1 - t0, t3 - t2
+        p, m = timed_pair(i, call, plain, inst, sink, clock)
+        drain(sink)
         if i >= warmup:
             s = out[name]
             s.plain.append(p)
             s.instrumented.append(m)
             s.added.append(m - p)
+
+
+def timed_pair(i: int, call, plain, inst, sink, clock) -> tuple[float, float]:
+    """(plain, instrumented) times of one call each, plain first on even i; our background work is
+    drained between the two, outside both timings."""
+    first, second = (plain, inst) if i % 2 == 0 else (inst, plain)
+    t0 = clock()
+    call(first)
+    t1 = clock()
+    drain(sink)
+    t2 = clock()
+    call(second)
+    t3 = clock()
+    return (t1 - t0, t3 - t2) if i % 2 == 0 else (t3 - t2, t1 - t0)
 
 
 GC_EVERY = 10
@@ -578,9 +574,7 @@ def _ablations(telemetries: list[Telemetry], stream: bool) -> dict[str, Callable
     """Ways to switch one part of our path off (each returns its undo). Full minus ablated, measured in
     the same interleaved loop, is what that part costs inside a real call: caches, branch predictors and
     allocator state are those of a real call, unlike the component timings."""
-    from tailpipe_ai.exporter.sink import NullSink
     from tailpipe_ai.instrumentation import _stream, _wrap
-    from tailpipe_ai.instrumentation import _telemetry as tel_mod
     from tailpipe_ai.instrumentation._telemetry import CallHandle
 
     def chain(*undos: Callable[[], None]) -> Callable[[], None]:
@@ -590,38 +584,35 @@ def _ablations(telemetries: list[Telemetry], stream: bool) -> dict[str, Callable
 
         return undo
 
-    def no_record() -> Callable[[], None]:
-        null = NullSink()
-        return chain(_swap(tel_mod, "build_record", lambda *a: None), *(_swap(t, "sink", null) for t in telemetries))
-
     def observe_count_only(self: Any, chunk: Any) -> bool:
         if self.seen == 0:
             self.handle.first_chunk()
         self.seen += 1
         return False
 
+    def unwrapped(spec: Any, handle: Any, result: Any, *args: Any, **kwargs: Any) -> Any:
+        handle.finish(None)
+        return result
+
     out: dict[str, Callable[[], Callable[[], None]]] = {
-        "dispatch only": lambda: _swap(_wrap, "_begin", lambda *a: (None, None)),
+        "dispatch only": lambda: _swap(_wrap, "begin_call", lambda *a: (None, None)),
     }
-    if stream:  # the end-of-call parts are the same code as a non-streamed call's, measured there
-        out["no chunk parsing"] = lambda: _swap(_stream._StreamState, "observe", observe_count_only)
+    if stream:  # the end of a call is the same code as a non-streamed call's, measured there
+        out["no stream proxy"] = lambda: _swap(_wrap, "_complete", unwrapped)
+        out["no chunk parsing"] = lambda: chain(
+            _swap(_stream._StreamState, "observe", observe_count_only),
+            _swap(_stream._StreamState, "is_quiet", lambda self, chunk: False),
+        )
         return out
-    out["start + span.end only"] = lambda: _swap(
-        CallHandle, "_finish", lambda self, info, error, accuracy, flags: self.span.end()
-    )
-    out["no estimate"] = lambda: _swap(tel_mod, "estimate_call", lambda call: (None, None))
-    out["no metrics"] = lambda: _swap(CallHandle, "_metrics", lambda self, est: None)
-    out["no record"] = no_record
+    out["no finish"] = lambda: _swap(CallHandle, "finish", lambda self, *a, **k: None)
     return out
 
 
 ABLATION_NOTES = {
-    "dispatch only": "wrappers run, _begin returns nothing: wrapt + _raw_mode + kwargs checks",
-    "start + span.end only": "describe, Telemetry.start (span with request attributes, Call), span.end",
-    "no estimate": "estimate_call returns nothing: no carbon/cost estimate, energy span attributes or counters",
-    "no metrics": "CallHandle._metrics skipped (3 histogram records + 2 counter adds)",
-    "no record": "build_record and JsonlSink.write skipped",
-    "no chunk parsing": "TracedStream still proxies every chunk but parses none",
+    "dispatch only": "wrappers run, begin_call returns nothing: wrapt + _raw_mode + kwargs checks",
+    "no finish": "describe + Telemetry.start only: CallHandle.finish (timing, hand-off to the thread) skipped",
+    "no stream proxy": "the SDK's stream returned as it is; the call finished at once",
+    "no chunk parsing": "TracedStream still proxies every chunk (its generator) but parses none",
 }
 
 
@@ -641,27 +632,21 @@ def ablation(
     added: dict[str, list[float]] = {name: [] for name in names}
     clock = CLOCK
     warmup = 5
-    for i in range(warmup + pairs):
-        shift = i % len(names)
-        for name in names[shift:] + names[:shift]:
-            switch = variants[name]
-            undo = switch() if switch is not None else None
-            try:
-                first, second = (plain, ours) if i % 2 == 0 else (ours, plain)
-                t0 = clock()
-                call(first)
-                t1 = clock()
+    with gc_outside_timing() as between:
+        for i in range(warmup + pairs):
+            between(i)
+            shift = i % len(names)
+            for name in names[shift:] + names[:shift]:
+                switch = variants[name]
+                undo = switch() if switch is not None else None
+                try:
+                    p, m = timed_pair(i, call, plain, ours, sink, clock)
+                finally:
+                    if undo is not None:
+                        undo()
                 drain(sink)
-                t2 = clock()
-                call(second)
-                t3 = clock()
-                diff = (t3 - t2) - (t1 - t0) if i % 2 == 0 else (t1 - t0) - (t3 - t2)
-            finally:
-                if undo is not None:
-                    undo()
-            drain(sink)
-            if i >= warmup:
-                added[name].append(diff)
+                if i >= warmup:
+                    added[name].append(m - p)
     full = statistics.median(added["full"])
     rows = []
     for name in names:
@@ -756,10 +741,10 @@ def components(chunks: int, n: int) -> list[dict[str, Any]]:
         add("describe (request metadata -> CallSpec)", per_call_us(lambda: describe(resource, (), REQUEST), n))
         add("Telemetry.start + CallHandle.finish", per_call_us(start_finish, n, after=lambda: drain(sink)))
 
-        def start_end() -> None:
-            tel.start(**start_kwargs).span.end()
-
-        add("  Telemetry.start (+ span.end)", per_call_us(start_end, n))
+        add(
+            "  Telemetry.start (Call and request attributes; the span is made later)",
+            per_call_us(lambda: tel.start(**start_kwargs), n),
+        )
         attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": MODEL}
         tracer = tel.tracer
         span_floor = per_call_us(lambda: tracer.start_span("chat", kind=SpanKind.CLIENT, attributes=attrs).end(), n)

@@ -40,6 +40,15 @@ def _send(proxy_url: str) -> socket.socket:
     return sock
 
 
+def _read_until(sock: socket.socket, marker: bytes) -> None:
+    sock.settimeout(5)
+    received = b""
+    while marker not in received:
+        data = sock.recv(65536)
+        assert data, "the proxy closed the client connection"
+        received += data
+
+
 @pytest.mark.parametrize("mode", ["hang", "first-then-hang"], ids=["before-first-byte", "after-first-byte"])
 def test_client_disconnect_cancels_upstream(mode):
     with ScriptedUpstream(mode) as upstream:
@@ -48,12 +57,7 @@ def test_client_disconnect_cancels_upstream(mode):
             sock = _send(thread.url)
             assert upstream.got_request.wait(5)
             if mode == "first-then-hang":
-                sock.settimeout(5)
-                received = b""
-                while b"message_start" not in received:  # headers go first, then the first event
-                    data = sock.recv(65536)
-                    assert data, "the proxy closed the client connection"
-                    received += data
+                _read_until(sock, b"message_start")  # headers go first, then the first event
             sock.close()
             assert upstream.closed_by_peer.wait(5), "the proxy kept the upstream request open"
             (record,) = _records(thread, sink)
@@ -72,12 +76,7 @@ def test_client_leaving_after_the_last_event_is_a_complete_stream():
         thread, sink = _proxy(upstream.url)
         try:
             sock = _send(thread.url)
-            sock.settimeout(5)
-            received = b""
-            while b"message_stop" not in received:
-                data = sock.recv(65536)
-                assert data, "the proxy closed the client connection"
-                received += data
+            _read_until(sock, b"message_stop")
             sock.close()
             assert upstream.closed_by_peer.wait(5), "the proxy kept the upstream request open"
             (record,) = _records(thread, sink)
