@@ -205,6 +205,16 @@ class StreamScan:
             chunk = self._decode(chunk)
         elif not self.readable:
             return
+        if self._pending or not chunk.endswith(b"\n"):
+            block = self._cut(chunk)
+            if block is None:
+                return
+            self._block(block)
+        else:  # the usual chunk: whole events, nothing pending
+            self._block(chunk)
+
+    def _cut(self, chunk: bytes) -> bytes | None:
+        """The complete lines of what is pending plus `chunk`; the rest waits for the next chunk."""
         nl = chunk.rfind(b"\n")
         if nl < 0:
             if self._pending_len + len(chunk) > self._limit:
@@ -213,16 +223,12 @@ class StreamScan:
             else:
                 self._pending.append(chunk)
                 self._pending_len += len(chunk)
-            return
-        if nl == len(chunk) - 1:
-            block = b"".join((*self._pending, chunk)) if self._pending else chunk
-            self._pending, self._pending_len = [], 0
-        else:
-            head = chunk[: nl + 1]
-            block = b"".join((*self._pending, head)) if self._pending else head
-            rest = chunk[nl + 1 :]
-            self._pending, self._pending_len = [rest], len(rest)
-        self._block(block)
+            return None
+        head = chunk[: nl + 1]
+        block = b"".join((*self._pending, head)) if self._pending else head
+        rest = chunk[nl + 1 :]
+        self._pending, self._pending_len = ([rest], len(rest)) if rest else ([], 0)
+        return block
 
     def _block(self, block: bytes) -> None:
         self.events += block.count(b"\n\n") or block.count(b"\n\r\n")  # LF or CRLF framing (Gemini)
