@@ -102,3 +102,44 @@ def test_without_duckdb_the_day_file_is_still_published(tmp_path: Path, monkeypa
     assert result.companion is None and not (tmp_path / companion_name(DAYS[1])).exists()
     lines = gzip.decompress((tmp_path / compacted_name(DAYS[1])).read_bytes()).splitlines()
     assert len(lines) == result.records == totals(records, DAYS[1])[0]
+
+
+@pytest.mark.slow
+def test_a_large_day_gets_its_companion_within_the_memory_limit(tmp_path: Path) -> None:
+    """300,000 realistic records: more than DuckDB's defaults fit in COMPANION_MEMORY_MB (two threads or
+    122,880-row groups ran out of memory here, and compaction then silently left the day without one)."""
+    import uuid
+
+    from tailpipe_ai.lake.report import write_companion
+    from tailpipe_ai.semconv import Record
+
+    template = Record(
+        record_id="00000000-0000-4000-8000-000000000000",
+        timestamp="2026-11-22T10:00:00.000000Z",
+        integration="proxy",
+        provider="openai",
+        request_model="gpt-4o",
+        response_model="gpt-4o-2024-08-06",
+        operation="chat",
+        output_type="text",
+        input_tokens=1234,
+        output_tokens=567,
+        latency_ms=812.25,
+        token_accuracy="exact",
+        environment={"service.name": "checkout-api", "deployment.environment.name": "prod"},
+        attributes={"team": "search", "project": "p7"},
+        trace_id="1" * 32,
+        span_id="2" * 16,
+        energy_wh=0.4,
+        carbon_gco2e=0.19,
+        cost_usd=0.0087,
+        factors={"pue": {"value": 1.54, "source": "uptime2025"}, "grid": {"value": 473, "source": "ember2024"}},
+    ).encode()
+    n = 300_000
+    day_file = tmp_path / "telemetry-20261122.jsonl.gz"
+    with gzip.open(day_file, "wb", compresslevel=1) as f:
+        for _ in range(n):
+            f.write(template.replace(b"00000000-0000-4000-8000-000000000000", str(uuid.uuid4()).encode()) + b"\n")
+    out = tmp_path / "telemetry-20261122.parquet"
+    assert write_companion(day_file, out)
+    assert duckdb.connect().execute("SELECT count(*) FROM read_parquet(?)", [str(out)]).fetchone()[0] == n
