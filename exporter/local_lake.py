@@ -232,8 +232,9 @@ class _Flush:
 class LocalLakeSink:
     """Writes records into `<lake>/ai-telemetry-raw/year=/month=/day=/` as Firehose-shaped gzip JSON lines.
 
-    `signer`, when given, takes each record's dict (`Record.to_dict()`) and returns it with a signature
-    added; the result is written as compact JSON. `clock` returns the current aware datetime (tests).
+    `signer`, when given, signs every record as it is written (a `signing.RecordSigner`, or a function
+    returning a record's dict signed; see `lines.record_line`). `clock` returns the current aware
+    datetime (tests).
     `compresslevel` is 3 by default: as fast as level 1 and ~13% larger than level 6, a fair trade for raw
     files that compaction rewrites anyway. `recover=False` skips the start-up salvage of leftover temp files.
     Counters: `written` (records in files), `unencodable` (records that could not be encoded or signed),
