@@ -112,29 +112,9 @@ def test_a_large_day_gets_its_companion_within_the_memory_limit(tmp_path: Path) 
 
     from tailpipe_ai.lake.report import write_companion
     from tailpipe_ai.semconv import Record
+    from tests.lake.test_signing import make_record
 
-    template = Record(
-        record_id="00000000-0000-4000-8000-000000000000",
-        timestamp="2026-11-22T10:00:00.000000Z",
-        integration="proxy",
-        provider="openai",
-        request_model="gpt-4o",
-        response_model="gpt-4o-2024-08-06",
-        operation="chat",
-        output_type="text",
-        input_tokens=1234,
-        output_tokens=567,
-        latency_ms=812.25,
-        token_accuracy="exact",
-        environment={"service.name": "checkout-api", "deployment.environment.name": "prod"},
-        attributes={"team": "search", "project": "p7"},
-        trace_id="1" * 32,
-        span_id="2" * 16,
-        energy_wh=0.4,
-        carbon_gco2e=0.19,
-        cost_usd=0.0087,
-        factors={"pue": {"value": 1.54, "source": "uptime2025"}, "grid": {"value": 473, "source": "ember2024"}},
-    ).encode()
+    template = Record.from_dict(make_record(record_id="00000000-0000-4000-8000-000000000000")).encode()
     n = 300_000
     day_file = tmp_path / "telemetry-20261122.jsonl.gz"
     with gzip.open(day_file, "wb", compresslevel=1) as f:
