@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import gzip
 import json
 import logging
 
@@ -25,6 +24,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from tailpipe_ai import TailpipeAI
 from tailpipe_ai.processor import build_pipeline
+from tests import privacy
 from tests.fakes import anthropic as fake_anthropic
 from tests.fakes import google_genai as fake_gemini
 from tests.fakes import mistralai as fake_mistral
@@ -159,12 +159,6 @@ def run_mistral(tailpipe, server):
         client.chat.complete(model="fake-error-500", messages=msgs)
 
 
-def _plain_bytes(path):
-    """A lake file's bytes, decompressed when it is gzip (canaries must be searched in plain text)."""
-    data = path.read_bytes()
-    return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
-
-
 @pytest.mark.parametrize("run", [run_openai, run_anthropic, run_gemini, run_mistral])
 def test_no_canary_leaves_through_any_channel(run, server, stack, caplog, capfd, monkeypatch):
     monkeypatch.setenv("ANTHROPIC_OPEN_TELEMETRY_TRACES_CONTENT_MODE", "content")
@@ -178,24 +172,14 @@ def test_no_canary_leaves_through_any_channel(run, server, stack, caplog, capfd,
     gc.collect()
     assert tailpipe.flush(10)
 
-    exported = [s.to_json() for s in spans.get_finished_spans()]
     ours = [s for s in spans.get_finished_spans() if s.instrumentation_scope.name == "tailpipe_ai"]
     assert ours, "the SDK calls produced spans"
     assert all("tailpipe.energy.wh" in s.attributes for s in ours)
-    metric_dump = metrics.get_metrics_data().to_json()
-    lake_bytes = b"".join(_plain_bytes(p) for p in lake.rglob("*") if p.is_file())
-    assert lake_bytes.count(b"\n") >= 1, "records were written"
-    out, err = capfd.readouterr()
+    written = privacy.lake_bytes(lake)
+    assert written.count(b"\n") >= 1, "records were written"
     # Our loggers only: the SDKs' own DEBUG logs print whole requests, which is their business.
     ours_logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("tailpipe"))
-    channels = {
-        "spans": "\n".join(exported),
-        "metrics": metric_dump,
-        "lake": lake_bytes.decode(),
-        "logs": ours_logged,
-        "stdout": out,
-        "stderr": err,
-    }
-    for name, text in channels.items():
-        for canary in CANARIES:
-            assert canary not in text, f"{canary} leaked through {name}"
+    found = privacy.channels(
+        spans=spans.get_finished_spans(), metrics=metrics, lake=written, logs=ours_logged, capfd=capfd
+    )
+    privacy.assert_no_canary(found, CANARIES)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import gzip
 import logging
 
 import pytest
@@ -37,6 +36,7 @@ from tailpipe_ai.instrumentation.anthropic import AnthropicInstrumentor  # noqa:
 from tailpipe_ai.instrumentation.langchain import LangChainInstrumentor  # noqa: E402
 from tailpipe_ai.instrumentation.openai import OpenAIInstrumentor  # noqa: E402
 from tailpipe_ai.processor import build_pipeline  # noqa: E402
+from tests import privacy  # noqa: E402
 from tests.fakes import anthropic as fake_anthropic  # noqa: E402
 from tests.fakes import openai as fake_openai  # noqa: E402
 from tests.fakes.server import FakeServer  # noqa: E402
@@ -103,11 +103,6 @@ def _calls(openai_url: str, anthropic_url: str, handler) -> int:
     return 4 * 2 + 2 + 1
 
 
-def _plain_bytes(path):
-    data = path.read_bytes()
-    return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
-
-
 def test_no_langchain_content_leaves_through_any_channel(stack, caplog, capfd, monkeypatch):
     monkeypatch.setenv("ANTHROPIC_OPEN_TELEMETRY_TRACES_CONTENT_MODE", "content")
     tailpipe, spans, metrics, lake = stack
@@ -124,21 +119,11 @@ def test_no_langchain_content_leaves_through_any_channel(stack, caplog, capfd, m
     assert len(model_spans) == calls, "one span per model call"
     assert all("tailpipe.energy.wh" in s.attributes for s in model_spans)
     assert any(s.name == "chain answer" for s in finished)  # the run_name given in the config
-    lake_bytes = b"".join(_plain_bytes(p) for p in lake.rglob("*") if p.is_file())
-    assert lake_bytes.count(b'"integration":"langchain"') == calls, "one record per model call"
-    out, err = capfd.readouterr()
+    written = privacy.lake_bytes(lake)
+    assert written.count(b'"integration":"langchain"') == calls, "one record per model call"
     logged = "\n".join(
         r.getMessage() for r in caplog.records if r.name.startswith(("tailpipe", "langchain_core.callbacks"))
     )
-    channels = {
-        "spans": "\n".join(s.to_json() for s in finished),
-        "metrics": metrics.get_metrics_data().to_json(),
-        "lake": lake_bytes.decode(),
-        "logs": logged,
-        "stdout": out,
-        "stderr": err,
-    }
-    for name, text in channels.items():
-        for canary in CANARIES:
-            assert canary not in text, f"{canary} leaked through {name}"
-    assert "echo" not in channels["spans"] and "echo" not in channels["lake"], "response text leaked"
+    found = privacy.channels(spans=finished, metrics=metrics, lake=written, logs=logged, capfd=capfd)
+    privacy.assert_no_canary(found, CANARIES)
+    assert "echo" not in found["spans"] and "echo" not in found["lake"], "response text leaked"
