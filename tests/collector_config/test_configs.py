@@ -27,6 +27,19 @@ CONFIGS = sorted(ROOT.glob("*.yaml"))
 #   processor/resourceprocessor/README.md; connector/signaltometricsconnector/README.md (+config.schema.yaml);
 #   exporter/otlphttpexporter/README.md ("otlphttp", newer alias "otlp_http"); exporter/otlpexporter/README.md;
 #   exporter/prometheusexporter/README.md; exporter/debugexporter/README.md.
+_OTLP_HTTP_KEYS = {
+    "endpoint",
+    "traces_endpoint",
+    "metrics_endpoint",
+    "logs_endpoint",
+    "headers",
+    "compression",
+    "encoding",
+    "timeout",
+    "retry_on_failure",
+    "sending_queue",
+    "tls",
+}
 KNOWN = {
     "receivers": {"otlp": {"protocols"}},
     "processors": {
@@ -45,32 +58,8 @@ KNOWN = {
     },
     "connectors": {"signaltometrics": {"spans", "datapoints", "logs", "profiles", "error_mode"}},
     "exporters": {
-        "otlphttp": {
-            "endpoint",
-            "traces_endpoint",
-            "metrics_endpoint",
-            "logs_endpoint",
-            "headers",
-            "compression",
-            "encoding",
-            "timeout",
-            "retry_on_failure",
-            "sending_queue",
-            "tls",
-        },
-        "otlp_http": {
-            "endpoint",
-            "traces_endpoint",
-            "metrics_endpoint",
-            "logs_endpoint",
-            "headers",
-            "compression",
-            "encoding",
-            "timeout",
-            "retry_on_failure",
-            "sending_queue",
-            "tls",
-        },
+        "otlphttp": _OTLP_HTTP_KEYS,
+        "otlp_http": _OTLP_HTTP_KEYS,  # the same exporter under its newer name
         "otlp": {
             "endpoint",
             "tls",
