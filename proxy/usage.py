@@ -65,21 +65,6 @@ class Endpoint:
         return _USAGE_OBJECT
 
     @property
-    def end_markers(self) -> tuple[bytes, ...]:
-        """The lines that end a stream (none where a stream just stops: Gemini). Matched at a line's
-        start, so content quoting them never matches (inside JSON strings newlines are escaped).
-
-        A client may hang up as soon as it has read such a line (the SDKs do): the stream was complete.
-        """
-        if self.route == "anthropic":
-            return (b"event: message_stop",)
-        if self.kind == "responses":
-            return tuple(f"event: {name}".encode() for name in openai_parser.RESPONSE_END_EVENTS)
-        if self.route in ("openai", "mistral"):
-            return (b"data: [DONE]",)
-        return ()
-
-    @property
     def keep_every_hit(self) -> bool:
         """Anthropic needs message_start and every message_delta in order; the others: the last wins."""
         return self.route == "anthropic"
@@ -136,6 +121,25 @@ def endpoint(route: str, method: str, path: str) -> Endpoint | None:
     return None
 
 
+@lru_cache(maxsize=64)
+def end_lines(ep: Endpoint) -> tuple[tuple[bytes, bytes], ...]:
+    """The lines that end a stream (none where a stream just stops: Gemini), each as found at a block's
+    start and after a newline: matched at a line's start only, so content quoting them never matches
+    (inside JSON strings newlines are escaped). Worked out once per endpoint, not per stream.
+
+    A client may hang up as soon as it has read such a line (the SDKs do): the stream was complete.
+    """
+    if ep.route == "anthropic":
+        lines: tuple[bytes, ...] = (b"event: message_stop",)
+    elif ep.kind == "responses":
+        lines = tuple(f"event: {name}".encode() for name in openai_parser.RESPONSE_END_EVENTS)
+    elif ep.route in ("openai", "mistral"):
+        lines = (b"data: [DONE]",)
+    else:
+        lines = ()
+    return tuple((line, b"\n" + line) for line in lines)
+
+
 class _Decoder:
     """Incremental decompression of a copy of the response (gzip, zlib/deflate)."""
 
@@ -190,7 +194,7 @@ class StreamScan:
         self._decode, self.readable = decoder_for(content_encoding)
         self._markers = ep.markers
         self._keep_all = ep.keep_every_hit
-        self._ends = tuple((line, b"\n" + line) for line in ep.end_markers)
+        self._ends = end_lines(ep)
         self.ended = False  # the stream's last event went through: a hang-up after it loses nothing
         self._pending: list[bytes] = []
         self._pending_len = 0
