@@ -1,6 +1,6 @@
-"""Instrumentation of Amazon Bedrock Runtime clients made by boto3/botocore: ``converse``,
-``converse_stream``, ``invoke_model``, ``invoke_model_with_response_stream`` and, for the video models,
-``start_async_invoke``.
+"""Instrumentation of Amazon Bedrock Runtime clients made by boto3/botocore, and of aiobotocore's async
+clients: ``converse``, ``converse_stream``, ``invoke_model``, ``invoke_model_with_response_stream`` and,
+for the video models, ``start_async_invoke``.
 
 Where the hook sits
 -------------------
@@ -10,6 +10,14 @@ of a ``bedrock-runtime`` client straight through after two cheap checks, so S3, 
 calls are untouched. ``wrap_client`` puts the same wrapper on one client instance only. Both work for
 clients created before instrumentation, which wrapping ``create_client`` would miss.
 
+aiobotocore's ``AioBaseClient`` overrides ``_make_api_call`` with a coroutine, which the wrap of
+``BaseClient`` never reaches. When aiobotocore is installed the instrumentor also wraps
+``AioBaseClient._make_api_call``, and ``wrap_client`` gives an async client's instance the async wrapper,
+both from `bedrock_aio`. That module holds only the async I/O (awaiting the call, the async event stream,
+the async body); which calls are traced, what is read and how the span ends are this module's
+(`begin`, `describe`, `complete`), shared by both. A call is counted once however many of the wrappers
+it passes (the in-call guard).
+
 What is read
 ------------
 - Converse: the ``usage`` block and ``stopReason``. ConverseStream: the stream is replaced by a proxy
@@ -17,10 +25,11 @@ What is read
   skipped after two dict lookups); the span ends exactly once on exhaustion, error, ``close()`` or when the
   stream is dropped.
 - InvokeModel: the response ``body`` is read once and replaced by a new ``StreamingBody`` over the same
-  bytes, so what the caller reads is byte for byte what Bedrock sent; usage comes from the body by model
-  family (`providers.bedrock`), else from the ``x-amzn-bedrock-*-token-count`` headers. Bodies larger than
-  `MAX_BODY_BYTES` are left unread (headers only). A failed read is replayed to the caller: it gets the
-  bytes that arrived and then the same exception, as it would have without us.
+  bytes (for an async client, a subclass of aiobotocore's body class), so what the caller reads is byte for
+  byte what Bedrock sent; usage comes from the body by model family (`providers.bedrock`), else from the
+  ``x-amzn-bedrock-*-token-count`` headers. Bodies larger than `MAX_BODY_BYTES` are left unread (headers
+  only). A failed read is replayed to the caller: it gets the bytes that arrived and then the same
+  exception, as it would have without us.
 - InvokeModelWithResponseStream: each chunk's bytes are JSON-decoded only when they contain a usage-
   bearing key; the final ``amazon-bedrock-invocationMetrics`` gives the usage of every family.
 - Image models (Titan Image, Nova Canvas, Stability): images counted from the response, size and quality
@@ -98,12 +107,19 @@ class BedrockInstrumentor(BaseInstrumentor):
     def _instrument(self, **kwargs: Any) -> None:
         from botocore.client import BaseClient
 
-        wrapt.wrap_function_wrapper(BaseClient, "_make_api_call", _wrapper(telemetry_from_kwargs(kwargs)))
+        get_telemetry = telemetry_from_kwargs(kwargs)
+        wrapt.wrap_function_wrapper(BaseClient, "_make_api_call", _wrapper(get_telemetry))
+        aio = _aio()
+        if aio is not None:  # AioBaseClient overrides _make_api_call: the wrap above never sees async calls
+            wrapt.wrap_function_wrapper(aio.AioBaseClient, "_make_api_call", aio.wrapper(get_telemetry))
 
     def _uninstrument(self, **kwargs: Any) -> None:
         from botocore.client import BaseClient
 
         unwrap(BaseClient, "_make_api_call")
+        aio = _aio()
+        if aio is not None:
+            unwrap(aio.AioBaseClient, "_make_api_call")
 
 
 class _InstanceWrapper(wrapt.FunctionWrapper):
@@ -111,9 +127,9 @@ class _InstanceWrapper(wrapt.FunctionWrapper):
 
 
 def wrap_client(client: Any, telemetry: Telemetry | None = None) -> Any:
-    """Instrument one ``bedrock-runtime`` client instance and return it; other clients come back unchanged
-    (with a warning). Wrapping twice is a no-op; with `BedrockInstrumentor` also active a call is counted
-    once."""
+    """Instrument one ``bedrock-runtime`` client instance (boto3/botocore, or aiobotocore's async client)
+    and return it; other clients come back unchanged (with a warning). Wrapping twice is a no-op; with
+    `BedrockInstrumentor` also active a call is counted once."""
     if _service(client) != SERVICE:
         log.warning("tailpipe: only bedrock-runtime clients are instrumented; this client is returned unchanged")
         return client
@@ -121,7 +137,9 @@ def wrap_client(client: Any, telemetry: Telemetry | None = None) -> Any:
         if isinstance(vars(client).get("_make_api_call"), _InstanceWrapper):
             return client
         get_telemetry = functools.partial(_same, telemetry) if telemetry is not None else default_telemetry
-        client._make_api_call = _InstanceWrapper(client._make_api_call, _wrapper(get_telemetry))
+        aio = _aio()
+        make_wrapper = aio.wrapper if aio is not None and isinstance(client, aio.AioBaseClient) else _wrapper
+        client._make_api_call = _InstanceWrapper(client._make_api_call, make_wrapper(get_telemetry))
     except Exception as exc:
         log_once("bedrock.wrap_client", exc)
     return client
@@ -129,6 +147,17 @@ def wrap_client(client: Any, telemetry: Telemetry | None = None) -> Any:
 
 def _same(telemetry: Telemetry) -> Telemetry:
     return telemetry
+
+
+def _aio() -> Any:
+    """The aiobotocore half (`bedrock_aio`), or None when aiobotocore is not installed."""
+    try:
+        import aiobotocore.client  # noqa: F401
+    except ImportError:
+        return None
+    from . import bedrock_aio
+
+    return bedrock_aio
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -230,13 +259,19 @@ def _server_for(url: str) -> tuple[str | None, int | None]:
 # ---------------------------------------------------------------------------------------------------------
 
 
+def begin(get_telemetry, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> tuple[Any, Any]:
+    """(spec, handle) of a model call of a bedrock-runtime client, else (None, None): every other call
+    (other operations, other services, a call already traced) passes through after two cheap checks."""
+    client = getattr(wrapped, "__self__", None) or instance
+    operation, _ = _call_args(args, kwargs)
+    if operation not in OPERATIONS or _service(client) != SERVICE:
+        return None, None
+    return begin_call(get_telemetry, describe, client, args, kwargs)
+
+
 def _wrapper(get_telemetry):
     def wrapper(wrapped, instance, args, kwargs):
-        client = getattr(wrapped, "__self__", None) or instance
-        operation, _ = _call_args(args, kwargs)
-        if operation not in OPERATIONS or _service(client) != SERVICE:
-            return wrapped(*args, **kwargs)
-        spec, handle = begin_call(get_telemetry, describe, client, args, kwargs)
+        spec, handle = begin(get_telemetry, wrapped, instance, args, kwargs)
         if handle is None:
             return wrapped(*args, **kwargs)
         token = enter_call()
@@ -247,24 +282,27 @@ def _wrapper(get_telemetry):
             raise
         finally:
             exit_call(token)
-        return _complete(spec, handle, result)
+        body = body_to_read(spec, result, _streaming_body_type())
+        return complete(spec, handle, result, _take_body(result, body) if body is not None else None)
 
     return wrapper
 
 
-def _complete(spec: CallSpec, handle: Any, result: Any) -> Any:
+def complete(spec: CallSpec, handle: Any, result: Any, taken: Taken | None = None, traced: Any = TracedStream) -> Any:
+    """End the call's span from the response (sync and async clients alike), or hand a stream to `traced`
+    (TracedStream, or the async proxy) to end it later. `taken`: the InvokeModel body already read."""
     request: _Request = spec.context
     try:
         if not isinstance(result, dict):
             handle.finish(None, flags=("usage_unreadable",))
         elif request.operation == _CONVERSE_STREAM:
-            result["stream"] = TracedStream(result["stream"], handle, parser.ConverseStreamParser())
+            result["stream"] = traced(result["stream"], handle, parser.ConverseStreamParser())
         elif request.operation == _INVOKE_STREAM:
-            result["body"] = TracedStream(result["body"], handle, _InvokeChunks())
+            result["body"] = traced(result["body"], handle, _InvokeChunks())
         elif request.operation == _CONVERSE:
             handle.finish(parser.parse_converse(result))
         elif request.operation == _INVOKE:
-            info, flags = _read_invoke(result)
+            info, flags = _invoke_usage(result, taken)
             if request.media is not None:
                 request.media.apply(info)
             handle.finish(info, flags=flags)
@@ -297,25 +335,40 @@ class _InvokeChunks:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _read_invoke(result: dict) -> tuple[CallInfo, tuple[str, ...]]:
-    headers = (result.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}
-    body = result.get("body")
-    data: bytes | None = None
-    flags: tuple[str, ...] = ()
-    if _readable(body) and _content_length(headers) <= MAX_BODY_BYTES:
-        data, failed = _take_body(result, body)
-        if failed:
-            flags = ("usage_unreadable",)
+Taken = tuple[bytes, bool]
+"""An InvokeModel body as read by us: (its bytes, whether the read failed)."""
+
+
+def body_to_read(spec: CallSpec, result: Any, body_types: Any) -> Any:
+    """The InvokeModel body to read for its usage, if it is one of `body_types` and at most MAX_BODY_BYTES
+    long (by its content-length); else None and usage comes from the headers alone."""
+    try:
+        if spec.context.operation != _INVOKE or not isinstance(result, dict):
+            return None
+        body = result.get("body")
+        if body_types and isinstance(body, body_types) and _content_length(_headers(result)) <= MAX_BODY_BYTES:
+            return body
+    except Exception as exc:
+        log_once("bedrock.body", exc)
+    return None
+
+
+def _invoke_usage(result: dict, taken: Taken | None) -> tuple[CallInfo, tuple[str, ...]]:
+    data, failed = taken if taken is not None else (None, False)
     parsed = parser.decode_json(data) if data else None
-    return parser.parse_invoke(parsed, headers), flags
+    return parser.parse_invoke(parsed, _headers(result)), ("usage_unreadable",) if failed else ()
 
 
-def _readable(body: Any) -> bool:
+def _headers(result: dict) -> Mapping[str, Any]:
+    return (result.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}
+
+
+def _streaming_body_type() -> Any:
     try:
         from botocore.response import StreamingBody
     except ImportError:  # pragma: no cover
-        return False
-    return isinstance(body, StreamingBody)
+        return ()
+    return StreamingBody
 
 
 def _content_length(headers: Mapping[str, Any]) -> int:
@@ -326,7 +379,7 @@ def _content_length(headers: Mapping[str, Any]) -> int:
         return 0
 
 
-def _take_body(result: dict, body: Any) -> tuple[bytes, bool]:
+def _take_body(result: dict, body: Any) -> Taken:
     """Read `body` and put an identical StreamingBody in its place; (bytes, read failed)."""
     from botocore.response import StreamingBody
 

@@ -20,6 +20,7 @@ _WRAPPERS = (
     ("google.genai", "tailpipe_ai.instrumentation.google_genai"),
     ("mistralai", "tailpipe_ai.instrumentation.mistralai"),
     ("botocore", "tailpipe_ai.instrumentation.bedrock"),  # boto3/botocore clients (bedrock-runtime only)
+    ("aiobotocore", "tailpipe_ai.instrumentation.bedrock"),  # async clients, the same wrap_client
 )
 
 

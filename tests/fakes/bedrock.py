@@ -14,6 +14,8 @@ The model id picks the answer, so a test needs nothing but the id:
 - ``*fake-throttle*``: HTTP 429 ``ThrottlingException``; ``*fake-invalid*``: HTTP 400 ``ValidationException``;
 - ``*fake-stream-error*``: a stream that breaks with a ``modelStreamErrorException`` after its first event;
 - ``*fake-no-usage*``: Converse answers without ``usage``;
+- ``*fake-stalled-body*``: InvokeModel sends `STALLED_PART` of its body, then stalls for `STALL_SECONDS`
+  (a client read timeout shorter than that breaks the body read after those bytes);
 - any other id: a Converse answer with `CONVERSE_USAGE` (cache tokens included).
 
 Answers echo the last user message (plus `RESPONSE_CANARY` when the request holds a canary), so
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from typing import Any
 from urllib.parse import unquote
 
@@ -49,6 +52,8 @@ LLAMA = {"prompt_token_count": 12, "generation_token_count": 34}
 TITAN_TEXT = {"input": 9, "output": 21}
 NOVA_USAGE = {"inputTokens": 40, "outputTokens": 60, "totalTokens": 600, "cacheReadInputTokenCount": 500}
 STREAM_METRICS = {"inputTokenCount": 11, "outputTokenCount": 22}
+STALLED_PART = b'{"generation": "echo: '  # what a stalled body sends before it stalls
+STALL_SECONDS = 2.0
 
 
 def install(server: FakeServer) -> None:
@@ -143,6 +148,8 @@ def _canary(body: dict) -> str:
 
 def _invoke(model: str, body: dict) -> Response:
     headers = {"x-amzn-RequestId": REQUEST_ID, "X-Amzn-Bedrock-Invocation-Latency": "100"}
+    if "fake-stalled-body" in model:
+        return _stalled(headers)
     if "anthropic." in model:
         answer = anthropic_fake.message(model, anthropic_fake._echo(body), dict(anthropic_fake.USAGE))
         raw = anthropic_fake.USAGE
@@ -186,6 +193,18 @@ def _invoke(model: str, body: dict) -> Response:
         answer = {"completion": prompt}
         headers.update(token_headers(HEADER_TOKENS["input"], HEADER_TOKENS["output"]))
     return Response(body=answer, headers=headers)
+
+
+def _stalled(headers: dict[str, str]) -> Response:
+    """A body sent chunked that stops after its first bytes (the rest follows after `STALL_SECONDS`)."""
+
+    def frames():
+        yield STALLED_PART
+        time.sleep(STALL_SECONDS)
+        yield b'stalled", "stop_reason": "stop"}'
+
+    headers = {**headers, **token_headers(HEADER_TOKENS["input"], HEADER_TOKENS["output"])}
+    return Response(frames=frames(), headers={"Content-Type": "application/json", **headers})
 
 
 def _image_answer(body: dict) -> dict:
