@@ -5,10 +5,12 @@
 manager LangChain creates, so every run in the process is seen.
 
 What the handler reads, and only this: run ids, the ``ls_provider`` / ``ls_model_name`` metadata LangChain
-adds for tracing, numeric request parameters and the model name from the invocation parameters, and from
-the result ``usage_metadata`` (or ``llm_output["token_usage"]``), the response model, id and finish
-reason. Prompts, messages, tool arguments and generated text arrive in the same callbacks and are never
-touched: ``on_llm_new_token`` only counts chunks (for time to first chunk).
+adds for tracing, numeric request parameters and the model name from the invocation parameters, for
+Bedrock models the AWS region (``ls_invocation_params.region_name``, or the model's ``region_name``
+argument), and from the result ``usage_metadata`` (or ``llm_output["token_usage"]``, which also fills
+cache and reasoning counts ``usage_metadata`` leaves out), the response model, id and finish reason.
+Prompts, messages, tool arguments and generated text arrive in the same callbacks and are never touched:
+``on_llm_new_token`` only counts chunks (for time to first chunk).
 
 Spans: a model run's span is parented under the span of the chain (or tool, or retriever) run around
 it. Chain spans are "light": one is created only for a chain that has a model call somewhere inside it,
@@ -40,12 +42,14 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from tailpipe_ai.providers import CallInfo
 from tailpipe_ai.providers import anthropic as anthropic_parser
+from tailpipe_ai.providers import bedrock as bedrock_parser
 from tailpipe_ai.providers import openai as openai_parser
 from tailpipe_ai.providers.base import as_int, get
 from tailpipe_ai.semconv import attributes as sc
 
 from ._context import drop_outer_call, push_outer_call
 from ._telemetry import Telemetry, default_telemetry, defer, log_once, suppressed, telemetry_from_kwargs
+from ._wrap import known_region
 
 try:
     from langchain_core.callbacks import BaseCallbackHandler
@@ -119,6 +123,17 @@ def _model(metadata: Mapping[str, Any], params: Mapping[str, Any]) -> str | None
     return model
 
 
+def _aws_region(provider: str, metadata: Mapping[str, Any], serialized: Any) -> str | None:
+    """The region of a Bedrock model's client, so the carbon engine uses that region's PUE and grid:
+    ChatBedrockConverse reports it in ``ls_invocation_params``, ChatBedrock only as its ``region_name``
+    argument. A region the carbon engine does not know is dropped (it would cost the call its estimate)."""
+    if provider != sc.PROVIDER_AWS_BEDROCK:
+        return None
+    region = _str(get(metadata.get("ls_invocation_params"), "region_name"), 64)
+    region = region or _str(get(get(serialized, "kwargs"), "region_name"), 64)
+    return region if region and known_region(f"aws:{region}") else None
+
+
 def _request(metadata: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
     max_tokens = _num(metadata.get("ls_max_tokens"))
     if max_tokens is None:
@@ -162,14 +177,17 @@ def _read_usage_metadata(usage: Any, info: CallInfo) -> bool:
     return True
 
 
+_DETAILS = ("cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+
+
 def _read_llm_output(llm_output: Any, provider: str, info: CallInfo) -> None:
     """The provider-shaped usage some integrations put in ``llm_output`` (and LLMs, which have no
-    message): read with that provider's own parser."""
+    message): read with that provider's own parser. When ``usage_metadata`` was read already, only the
+    details it lacks are taken (langchain-mistralai drops the cached-token count there), and only from a
+    usage with the same input and output counts, so both describe the call the same way."""
     if not isinstance(llm_output, Mapping):
         return
     info.response_model = info.response_model or _str(llm_output.get("model_name")) or _str(llm_output.get("model"))
-    if info.has_usage:
-        return
     usage = llm_output.get("token_usage") or llm_output.get("usage")
     if not isinstance(usage, Mapping):
         return
@@ -177,14 +195,20 @@ def _read_llm_output(llm_output: Any, provider: str, info: CallInfo) -> None:
         parsed = anthropic_parser.normalise(anthropic_parser.read_usage(usage))
     else:
         parsed = openai_parser.parse_response({"usage": usage})
-    info.update(parsed)
+    if not info.has_usage:
+        info.update(parsed)
+    elif (parsed.input_tokens, parsed.output_tokens) == (info.input_tokens, info.output_tokens):
+        for name in _DETAILS:
+            if getattr(info, name) is None:
+                setattr(info, name, getattr(parsed, name))
 
 
 def _finish_reason(meta: Mapping[str, Any]) -> str | None:
     reason = _str(meta.get("finish_reason"), 64)
-    if reason is None:
+    if reason is None:  # Anthropic-shaped (ChatAnthropic, ChatBedrock), else Converse (ChatBedrockConverse)
         mapped = anthropic_parser.finish_reason(meta.get("stop_reason"))
-        reason = mapped[0] if mapped else None
+        mapped = mapped or bedrock_parser.finish_reason(meta.get("stopReason"))
+        reason = _str(mapped[0], 64) if mapped else None
     return reason
 
 
@@ -361,7 +385,7 @@ def _merge(handle: Any, inner: Any, own: CallInfo) -> tuple[CallInfo, str | None
         if key not in _OWN_ATTRS:
             handle.attrs.setdefault(key, value)
     call.request_model = call.request_model or other.request_model
-    call.region = call.region or other.region
+    call.region = other.region or call.region
     call.output_type = other.output_type or call.output_type
     call.streamed = call.streamed or other.streamed
     if call.ttft_ms is None:
@@ -493,13 +517,19 @@ class TailpipeCallbackHandler(BaseCallbackHandler):  # type: ignore[misc,valid-t
             if isinstance(parent, _Span) and parent.outer_span_id == _current_span_id():
                 parent.request(telemetry.tracer)
                 resolve = parent.own_context
+            provider = _provider(metadata, params, serialized)
+            request = _request(metadata, params)
+            region = _aws_region(provider, metadata, serialized)
+            if region is not None:
+                request[sc.CLOUD_REGION] = region  # as our Bedrock instrumentation reports it
             handle = telemetry.start(
-                provider=_provider(metadata, params, serialized),
+                provider=provider,
                 operation=operation,
                 model=_model(metadata, params),
                 stream=params.get("stream") is True or params.get("streaming") is True,
-                request=_request(metadata, params),
+                request=request,
                 output_type=sc.OUTPUT_TYPE_TEXT,
+                region=f"aws:{region}" if region else None,
                 integration=sc.INTEGRATION_LANGCHAIN,
                 parent=resolve,
             )
