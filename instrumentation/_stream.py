@@ -95,13 +95,18 @@ class TracedStream(wrapt.ObjectProxy):
                         yield chunk
             else:  # per chunk one cheap check (is_quiet inlined), the full observe() only where needed
                 quiet = state.quiet
+                first = True
                 for chunk in self.__wrapped__:
-                    try:
-                        skip = state.seen and quiet(chunk)
-                    except Exception as exc:
-                        log_once("stream chunk", exc)
-                        skip = False
-                    if skip or not observe(chunk):
+                    if first:
+                        first = False
+                    else:
+                        try:
+                            if quiet(chunk):
+                                yield chunk
+                                continue
+                        except Exception as exc:
+                            log_once("stream chunk", exc)
+                    if not observe(chunk):
                         yield chunk
         except GeneratorExit:  # the caller stopped this loop; it may iterate again, so the stream's
             raise  # end is left to close(), context exit or garbage collection of the stream itself

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -20,11 +21,30 @@ def get(obj: Any, name: str, default: Any = None) -> Any:
         fields_ = getattr(obj, "__dict__", None)
         if fields_ is not None and name in fields_:
             value = fields_[name]
+        elif fields_ is not None and _pydantic_miss(obj, name):
+            return default  # the same answer getattr would give, without pydantic's raise and catch
         else:
             value = getattr(obj, name, _MISSING)
             if value is _MISSING:
                 return default
     return default if value is None else value
+
+
+def _pydantic_miss(obj: Any, name: str) -> bool:
+    """True when `name` is neither a field, an extra field nor a class attribute of a pydantic model
+    (a Chat Completions chunk asked for a Responses event's ``type``, say)."""
+    if not _pydantic_without(type(obj), name):
+        return False
+    extra = getattr(obj, "__pydantic_extra__", None)
+    return not extra or name not in extra
+
+
+@functools.lru_cache(maxsize=4096)
+def _pydantic_without(cls: type, name: str) -> bool:
+    """`cls` is a pydantic model class and none of its classes defines `name` (one answer per class)."""
+    if not hasattr(cls, "__pydantic_fields__"):
+        return False
+    return not any(name in vars(klass) for klass in cls.__mro__)
 
 
 def as_int(value: Any) -> int | None:

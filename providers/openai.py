@@ -160,18 +160,69 @@ def stream_parser() -> Callable[[Any], CallInfo | None]:
 def is_quiet_chunk(chunk: Any) -> bool:
     """True for a Chat Completions chunk with neither usage nor a finish reason: after the first chunk
     (id, model) such chunks carry nothing we use, and most chunks of a stream are like that. A quiet
-    chunk is never the usage-only chunk. A cheap check, because it runs on every chunk."""
-    fields = chunk if type(chunk) is dict else getattr(chunk, "__dict__", None)
-    if fields is None or "type" in fields or fields.get("usage") is not None:
+    chunk is never the usage-only chunk.
+
+    It runs on every chunk of every stream, so an SDK chunk class known to be a Chat Completions chunk is
+    read with three plain attribute reads; anything else (dicts, other event classes) goes through the
+    field lookups of `_quiet_fields`."""
+    if type(chunk) is not _chat_chunk_class and not _is_chat_chunk(chunk):
+        return _quiet_fields(chunk)
+    try:
+        if chunk.usage is not None:
+            return False
+        choices = chunk.choices
+        if len(choices) == 1:
+            return choices[0].finish_reason is None
+        return all(choice.finish_reason is None for choice in choices)
+    except (AttributeError, TypeError):  # a field missing or of another type: parse the chunk instead
+        return False
+
+
+_CHAT_CHUNK_CLASSES: dict[type, bool] = {}
+_chat_chunk_class: type | None = None  # the chat chunk class seen last: one identity test per chunk
+
+
+def _is_chat_chunk(chunk: Any) -> bool:
+    global _chat_chunk_class
+    cls = type(chunk)
+    chat = _CHAT_CHUNK_CLASSES.get(cls)
+    if chat is None:
+        chat = _is_chat_chunk_class(cls)
+        if len(_CHAT_CHUNK_CLASSES) < 256:
+            _CHAT_CHUNK_CLASSES[cls] = chat
+    if chat:
+        _chat_chunk_class = cls
+    return chat
+
+
+def _is_chat_chunk_class(cls: type) -> bool:
+    """A pydantic class with `usage` and `choices` fields and no `type` (Responses events have one)."""
+    fields = getattr(cls, "model_fields", None)
+    return isinstance(fields, dict) and "usage" in fields and "choices" in fields and "type" not in fields
+
+
+def _quiet_fields(chunk: Any) -> bool:
+    """`is_quiet_chunk` for JSON dicts and objects of unknown classes, from their fields."""
+    if type(chunk) is dict:
+        fields = chunk
+    else:
+        fields = getattr(chunk, "__dict__", None)
+        if fields is None:
+            return False
+    if fields.get("usage") is not None or "type" in fields:
         return False
     choices = fields.get("choices")
     if type(choices) is not list:
         return False
     for choice in choices:
-        c = choice if type(choice) is dict else getattr(choice, "__dict__", None)
-        if c is None or c.get("finish_reason") is not None:
+        if not _unfinished(choice):
             return False
     return True
+
+
+def _unfinished(choice: Any) -> bool:
+    fields = choice if type(choice) is dict else getattr(choice, "__dict__", None)
+    return fields is not None and fields.get("finish_reason") is None
 
 
 def is_usage_only_chunk(chunk: Any) -> bool:
