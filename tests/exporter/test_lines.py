@@ -70,6 +70,22 @@ def test_non_finite_numbers_are_refused_wherever_they_are():
         record_line(record(latency_ms=math.nan))  # a schema field: refused by validation, field named
 
 
+def test_shared_factors_are_walked_once_and_a_bad_one_is_refused_every_time(monkeypatch):
+    from tailpipe_ai.exporter import lines
+
+    walked = []
+    real = lines._has_non_finite
+    monkeypatch.setattr(lines, "_has_non_finite", lambda value: walked.append(value) or real(value))
+    shared = {"pue": {"value": 1.2}}
+    for _ in range(3):
+        record_line(record(factors=shared))
+    assert [w for w in walked if w is shared] == [shared]  # remembered after the first walk
+    bad = {"pue": {"value": math.inf}}
+    for _ in range(2):
+        with pytest.raises(RecordError, match="not encodable"):
+            record_line(record(factors=bad))
+
+
 def test_unencodable_values_name_the_field():
     with pytest.raises(RecordError, match="factors"):
         json_line(record(factors={"x": object()}).view())
