@@ -140,7 +140,11 @@ def test_converse(client, otel):
 
 def test_converse_stream(client, otel):
     response = client.converse_stream(modelId=SONNET, messages=MESSAGES)
-    events = list(response["stream"])
+    assert_converse_stream(list(response["stream"]), otel)
+
+
+def assert_converse_stream(events, otel):
+    """The caller got every ConverseStream event unchanged, and the streamed call was recorded once."""
     assert [next(iter(e)) for e in events] == [
         "messageStart",
         "contentBlockDelta",

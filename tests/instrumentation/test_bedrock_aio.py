@@ -37,6 +37,7 @@ from tests.instrumentation.test_bedrock import (  # noqa: F401  (_no_aws_environ
     MESSAGES,
     SONNET,
     _no_aws_environment,
+    assert_converse_stream,
     assert_converse_usage,
     forget,
 )
@@ -136,24 +137,7 @@ def test_converse_stream(mode, server, otel):
         assert isinstance(response["stream"], AioEventStream)
         return [event async for event in response["stream"]]
 
-    events = run(server, mode, calls)
-    assert [next(iter(e)) for e in events] == [
-        "messageStart",
-        "contentBlockDelta",
-        "contentBlockDelta",
-        "contentBlockDelta",
-        "contentBlockStop",
-        "messageStop",
-        "metadata",
-    ]
-    text = "".join(e["contentBlockDelta"]["delta"]["text"] for e in events if "contentBlockDelta" in e)
-    assert text == "echo: hello bedrock"
-    span = only_span(otel)
-    assert span.attributes[sc.GEN_AI_REQUEST_STREAM] is True
-    assert span.attributes[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] > 0
-    record = only_record(otel)
-    assert_converse_usage(span, record)
-    assert record.streamed is True and record.ttft_ms is not None
+    assert_converse_stream(run(server, mode, calls), otel)
 
 
 def test_converse_stream_break_then_close(mode, server, otel):
