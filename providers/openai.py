@@ -214,10 +214,7 @@ def _quiet_fields(chunk: Any) -> bool:
     choices = fields.get("choices")
     if type(choices) is not list:
         return False
-    for choice in choices:
-        if not _unfinished(choice):
-            return False
-    return True
+    return all(_unfinished(choice) for choice in choices)
 
 
 def _unfinished(choice: Any) -> bool:
