@@ -106,6 +106,10 @@ class Aggregator:
 
     def __init__(self) -> None:
         self.groups: dict[tuple, Group] = {}
+        # Key values repeat across lines (the same hour, usage type, region, resource, tags): each distinct
+        # value is kept once, so a group's key costs a tuple of references, not its own copies. (Key
+        # columns hold strings, timestamps and nulls: no two values of different types compare equal.)
+        self._values: dict[Any, Any] = {}
 
     def add(self, table: Any, keys: list[str], amount: Any, cost: Any | None) -> None:
         import pyarrow as pa
@@ -117,7 +121,8 @@ class Aggregator:
         grouped = t.group_by(keys, use_threads=False).aggregate(
             [("__amount", "sum"), ("__cost", "sum"), ("__amount", "count", _count_all())]
         )
-        key_lists = [grouped.column(k).to_pylist() for k in keys]
+        one = self._values.setdefault
+        key_lists = [[one(v, v) for v in grouped.column(k).to_pylist()] for k in keys]
         sums = grouped.column("__amount_sum").to_pylist()
         costs = grouped.column("__cost_sum").to_pylist()
         counts = grouped.column("__amount_count").to_pylist()
