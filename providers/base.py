@@ -42,8 +42,8 @@ def _pydantic_miss(obj: Any, name: str) -> bool:
 @functools.lru_cache(maxsize=4096)
 def _pydantic_without(cls: type, name: str) -> bool:
     """`cls` is a pydantic model class and none of its classes defines `name` (one answer per class)."""
-    if not hasattr(cls, "__pydantic_fields__"):
-        return False
+    if name.startswith("_") or not hasattr(cls, "__pydantic_fields__"):
+        return False  # private attributes live elsewhere: left to getattr
     return not any(name in vars(klass) for klass in cls.__mro__)
 
 
