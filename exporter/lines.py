@@ -16,6 +16,8 @@ import orjson
 from tailpipe_ai.semconv import Record
 from tailpipe_ai.semconv.record import FIELD_NAMES, unencodable
 
+from .memo import IdentityMemo
+
 DictSigner = Callable[[dict[str, Any]], dict[str, Any]]
 
 
@@ -50,22 +52,13 @@ def json_line(data: dict[str, Any]) -> bytes:
     return ensure_one_line(out)
 
 
-_finite_factors: dict[int, Any] = {}
+def _walk_factors(factors: Any) -> bool:
+    return _has_non_finite(factors)
 
 
-def _factors_non_finite(factors: Any) -> bool:
-    """`_has_non_finite` of a record's factors, remembered per factors object: records of one model,
-    region and method share one (`records.compact_factors` caches it), and walking it is most of a
-    line's encoding time otherwise."""
-    if _finite_factors.get(id(factors)) is factors:
-        return False
-    if _has_non_finite(factors):
-        return True
-    if type(factors) is dict:
-        if len(_finite_factors) > 20_000:
-            _finite_factors.clear()
-        _finite_factors[id(factors)] = factors  # kept alive, so its id is not reused while remembered
-    return False
+# Records of one model, region and method share one factors object (`records.compact_factors`), and
+# walking it is most of a line's encoding time otherwise: once per object.
+_factors_non_finite = IdentityMemo(_walk_factors)
 
 
 def ensure_one_line(line: bytes) -> bytes:

@@ -18,6 +18,8 @@ from tailpipe_ai.semconv import Record
 from tailpipe_ai.semconv import attributes as sc
 from tailpipe_ai.semconv.record import new_record_id
 
+from .memo import IdentityMemo
+
 log = logging.getLogger(__name__)
 
 
@@ -158,7 +160,6 @@ def span_attributes(call: Call, est: Estimate | None, cost: float | None) -> dic
     return attrs
 
 
-_compact_cache: dict[int, tuple[Mapping[str, Any], dict[str, Any]]] = {}
 _DROP = frozenset({"derivation", "label", "region_label", "method_note", "class", "name", "via"})
 
 
@@ -178,6 +179,9 @@ def _compact(value: Any) -> Any:
     return value
 
 
+_compact_once = IdentityMemo(_compact)
+
+
 def compact_factors(factors: Mapping[str, Any]) -> dict[str, Any]:
     """The factors of an estimate as records carry them: every value, with sources as dataset ids.
 
@@ -185,14 +189,7 @@ def compact_factors(factors: Mapping[str, Any]) -> dict[str, Any]:
     (`tailpipe models`, docs/methodology.md), not in every record. Cached per plan: the factors
     object of an estimate is shared by every call with the same model, region and method.
     """
-    hit = _compact_cache.get(id(factors))
-    if hit is not None and hit[0] is factors:
-        return hit[1]
-    compact = _compact(factors)
-    if len(_compact_cache) > 20_000:
-        _compact_cache.clear()
-    _compact_cache[id(factors)] = (factors, compact)
-    return compact
+    return _compact_once(factors)
 
 
 def build_record(call: Call, est: Estimate | None, cost: float | None, timestamp: str) -> Record:
