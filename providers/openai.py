@@ -7,6 +7,7 @@ same functions work on the SDK's pydantic objects and on the JSON dicts the prox
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -178,23 +179,18 @@ def is_quiet_chunk(chunk: Any) -> bool:
         return False
 
 
-_CHAT_CHUNK_CLASSES: dict[type, bool] = {}
 _chat_chunk_class: type | None = None  # the chat chunk class seen last: one identity test per chunk
 
 
 def _is_chat_chunk(chunk: Any) -> bool:
     global _chat_chunk_class
-    cls = type(chunk)
-    chat = _CHAT_CHUNK_CLASSES.get(cls)
-    if chat is None:
-        chat = _is_chat_chunk_class(cls)
-        if len(_CHAT_CHUNK_CLASSES) < 256:
-            _CHAT_CHUNK_CLASSES[cls] = chat
-    if chat:
-        _chat_chunk_class = cls
-    return chat
+    if _is_chat_chunk_class(type(chunk)):
+        _chat_chunk_class = type(chunk)
+        return True
+    return False
 
 
+@functools.lru_cache(maxsize=256)
 def _is_chat_chunk_class(cls: type) -> bool:
     """A pydantic class with `usage` and `choices` fields and no `type` (Responses events have one)."""
     fields = getattr(cls, "model_fields", None)
