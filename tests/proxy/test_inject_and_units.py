@@ -120,6 +120,44 @@ def test_scanner_keeps_the_last_gemini_usage():
     assert (info.input_tokens, info.output_tokens, info.reasoning_tokens) == (9, 13, 6)  # 7 + 6, never summed
 
 
+def _usage_lines_by_splitting(ep, data):
+    """The usage lines a line-by-line reading keeps: what the position-based scanner must match."""
+    lines = [ln for ln in data.split(b"\n") if ln.startswith(b"data:") and any(m in ln for m in ep.markers)]
+    return lines if ep.keep_every_hit else lines[-1:]
+
+
+@pytest.mark.parametrize(
+    ("route", "path", "data"),
+    [
+        # a marker on a line that is not a data line: the data line before it is the last usage line
+        ("openai", "/v1/chat/completions", b'data: {"usage":{"prompt_tokens":3}}\n: {"usage":{"x":1}}\n\n'),
+        # CRLF framing: the line keeps its \r, as a split on \n does
+        ("gemini", "/v1beta/models/g:streamGenerateContent", b'data: {"usageMetadata":{"a":1}}\r\n\r\n'),
+        # the last line has no newline (a stream cut after it)
+        ("mistral", "/v1/chat/completions", b'data: {"a":1}\n\ndata: {"usage": {"prompt_tokens":2}}'),
+        # Anthropic: both markers on one line count once; every usage line, in order
+        (
+            "anthropic",
+            "/v1/messages",
+            b'event: message_start\ndata: {"type":"message_start","usage":{"input_tokens":1}}\n\n'
+            b'event: error\ndata: {"type":"error","usage":{},"error":{"type":"overloaded_error"}}\n\n'
+            b'event: ping\n: "usage"\n\n'
+            b'event: message_delta\ndata: {"type":"message_delta","usage":{"output_tokens":4}}\n\n',
+        ),
+        # content quoting a marker (escaped quotes) is never a usage line
+        ("openai", "/v1/chat/completions", b'data: {"choices":[{"delta":{"content":"\\"usage\\":{"}}]}\n\n'),
+    ],
+)
+def test_scanner_keeps_the_lines_a_line_by_line_reading_keeps(route, path, data):
+    ep = usage.endpoint(route, "POST", path)
+    scan = usage.StreamScan(ep, None, 1 << 20)
+    scan.feed(data)
+    scan.close()
+    assert scan.hits == _usage_lines_by_splitting(ep, data)
+    if route == "anthropic":
+        assert len(scan.hits) == 3
+
+
 @pytest.mark.parametrize(
     ("route", "path", "last"),
     [
