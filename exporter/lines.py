@@ -70,6 +70,27 @@ def ensure_one_line(line: bytes) -> bytes:
     return line
 
 
+def _is_plain(value: Any) -> bool:
+    """Only JSON's own types, with finite numbers: what both encodings write identically."""
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return True
+    if t is float:
+        return math.isfinite(value)
+    if t is dict:
+        return all(type(k) is str and _is_plain(v) for k, v in value.items())
+    if t is list:
+        return all(_is_plain(item) for item in value)
+    return False
+
+
+def _walk_plain(factors: Any) -> bool:
+    return _is_plain(factors)
+
+
+_factors_plain = IdentityMemo(_walk_plain)
+
+
 def _has_non_finite(value: Any) -> bool:
     t = type(value)
     if t is float:
@@ -91,4 +112,25 @@ def record_line(record: Record, signer: Signer | None = None) -> bytes:
     if line is not None:
         return line(record) + b"\n"  # validates
     record.validate()
+    if signer is None and not record.extra:
+        return _record_json(record) + b"\n"
     return json_line(record.view() if signer is None else signer(record.view())) + b"\n"
+
+
+_EMPTY_EXTRA = b',"extra":{}}'
+
+
+def _record_json(record: Record) -> bytes:
+    """A validated record without unknown fields, encoded by orjson straight from the dataclass.
+
+    orjson reads the fields in schema order itself, so no 46-entry dict is built first (a fifth of the
+    cost of a line). `extra`, the last field and empty here, is cut off the end. Validation has checked
+    every top-level value; the factors are checked once per object (they are shared, see `json_line`).
+    """
+    try:
+        out = orjson.dumps(record, option=orjson.OPT_PASSTHROUGH_DATETIME)
+    except TypeError as exc:  # orjson.JSONEncodeError
+        raise unencodable(record.view(), exc) from None
+    if not _factors_plain(record.factors) or not out.endswith(_EMPTY_EXTRA):
+        return json_line(record.view())  # the general path: refuses what it must, names the field
+    return ensure_one_line(out[: -len(_EMPTY_EXTRA)] + b"}")

@@ -310,6 +310,23 @@ class LocalLakeSink:
         except Exception as exc:  # pragma: no cover - a sink must never break the caller
             log.warning("tailpipe: lake sink failed to write a record (%s)", type(exc).__name__)
 
+    def write_many(self, records: list[Record]) -> None:
+        """Queue a batch of records as one item: one queue operation and one wake-up of the writer for
+        the whole batch (the proxy's telemetry thread writes what it recorded since its last batch)."""
+        if not records:
+            return
+        batch = list(records)
+        try:
+            if not self._closed:
+                try:
+                    self._queue.put_nowait(batch)
+                    return
+                except queue.Full:
+                    pass
+            self._write_records(batch, publish=self._closed)
+        except Exception as exc:  # pragma: no cover - a sink must never break the caller
+            log.warning("tailpipe: lake sink failed to write records (%s)", type(exc).__name__)
+
     def flush(self, timeout: float | None = None) -> bool:
         """Publish everything written so far as final files; False if that did not finish in `timeout`."""
         if self._closed or not self._thread.is_alive():
@@ -360,11 +377,19 @@ class LocalLakeSink:
                 except queue.Empty:
                     break
                 items.append(item)
-            records = [i for i in items if i is not _STOP and not isinstance(i, _Flush)]
+            records: list[Record] = []
+            marked = False  # a flush or stop marker came with them
+            for i in items:
+                if type(i) is list:  # a batch from write_many
+                    records.extend(i)
+                elif i is _STOP or type(i) is _Flush:
+                    marked = True
+                else:
+                    records.append(i)  # type: ignore[arg-type]
             try:
                 if records:
                     self._write_records(records)
-                if len(records) < len(items):  # a flush or stop marker
+                if marked:
                     with self._lock:
                         self._roll()
             except Exception as exc:  # pragma: no cover - keep the writer alive whatever happens

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tailpipe_ai.exporter.records import Call, build_record, estimate_call
+from tailpipe_ai.semconv import Record
 from tailpipe_ai.semconv import attributes as sc
 from tailpipe_ai.semconv.record import rfc3339_from_unix_ns
 
@@ -167,21 +168,39 @@ class ProxyTelemetry:
                 self._idle = False
                 continue
             count = 0
+            records = []
             while inbox:
                 exchange = inbox.popleft()
                 count += 1
                 try:
-                    self.process(exchange)
+                    records.append(self.record(exchange))
                 except Exception as exc:
                     log_once("record", exc)
+            self._write(records)
             self.done(count)
             time.sleep(self.batch_seconds)  # let the next calls gather: one wake-up per batch, not per call
 
+    def _write(self, records: list[Record]) -> None:
+        """A batch to the sink in one call when it takes batches (the lake sink: one queue operation)."""
+        try:
+            write_many = getattr(self.sink, "write_many", None)
+            if write_many is not None:
+                write_many(records)
+            else:
+                for record in records:
+                    self.sink.write(record)
+        except Exception as exc:
+            log_once("sink", exc)
+
     def process(self, ex: Exchange) -> None:
-        """Decode usage, estimate, write the record and the access line (telemetry thread)."""
+        """One call recorded and written at once (Lambda, where the sink is flushed before the reply ends)."""
+        self.sink.write(self.record(ex))
+
+    def record(self, ex: Exchange) -> Record:
+        """Decode usage, estimate, build the record and log the access line (telemetry thread)."""
         call = self.call_of(ex)
         est, cost = estimate_call(call)
-        self.sink.write(build_record(call, est, cost, rfc3339_from_unix_ns(call.start_time_ns)))
+        record = build_record(call, est, cost, rfc3339_from_unix_ns(call.start_time_ns))
         if self.config.access_log and access_log.isEnabledFor(logging.INFO):
             i = call.info
             access_log.info(
@@ -195,6 +214,7 @@ class ProxyTelemetry:
                 "-" if i.output_tokens is None else i.output_tokens,
                 " (estimated)" if call.token_accuracy == sc.TOKEN_ACCURACY_ESTIMATED else "",
             )
+        return record
 
     def call_of(self, ex: Exchange) -> Call:
         ep = ex.endpoint

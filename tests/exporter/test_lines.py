@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 
 import pytest
 from hypothesis import given, settings
@@ -70,20 +71,38 @@ def test_non_finite_numbers_are_refused_wherever_they_are():
         record_line(record(latency_ms=math.nan))  # a schema field: refused by validation, field named
 
 
-def test_shared_factors_are_walked_once_and_a_bad_one_is_refused_every_time(monkeypatch):
+@pytest.mark.parametrize(("walker", "encode"), [("_is_plain", record_line), ("_has_non_finite", None)])
+def test_shared_factors_are_walked_once_and_a_bad_one_is_refused_every_time(monkeypatch, walker, encode):
     from tailpipe_ai.exporter import lines
 
+    encode = encode or (lambda r: json_line(r.view()))  # the dict path (signers, unknown fields)
     walked = []
-    real = lines._has_non_finite
-    monkeypatch.setattr(lines, "_has_non_finite", lambda value: walked.append(value) or real(value))
+    real = getattr(lines, walker)
+    monkeypatch.setattr(lines, walker, lambda value: walked.append(value) or real(value))
     shared = {"pue": {"value": 1.2}}
     for _ in range(3):
-        record_line(record(factors=shared))
+        encode(record(factors=shared))
     assert [w for w in walked if w is shared] == [shared]  # remembered after the first walk
     bad = {"pue": {"value": math.inf}}
     for _ in range(2):
         with pytest.raises(RecordError, match="not encodable"):
-            record_line(record(factors=bad))
+            encode(record(factors=bad))
+
+
+@pytest.mark.parametrize(
+    "factors",
+    [
+        {"pue": {"value": 1.2}, "list": [1, "a", None, True, {"x": 0.5}]},
+        {"odd": (1, 2)},  # a tuple: not JSON's own type, so the general path writes it
+        {"uuid": uuid.UUID(int=7)},  # orjson writes a UUID; the general path decides, as before
+    ],
+)
+def test_the_dataclass_encoding_writes_what_the_dict_encoding_writes(factors):
+    rec = record(factors=factors, attributes={"team": "a\u2028b"}, flags=["x"])
+    assert record_line(rec) == json_line(rec.view()) + b"\n"
+    unknown = record(factors=factors, extra={"later_field": 1})
+    assert record_line(unknown) == json_line(unknown.view()) + b"\n"
+    assert json.loads(record_line(unknown))["later_field"] == 1
 
 
 def test_unencodable_values_name_the_field():

@@ -204,6 +204,40 @@ def test_a_full_queue_writes_synchronously(tmp_path, sinks):
     assert sorted(d["input_tokens"] for d in read_all(tmp_path)) == list(range(5))
 
 
+def test_batches_are_written_in_order_with_single_records_and_flushes(tmp_path, sinks):
+    sink = sinks(tmp_path, roll_bytes=1_500)  # several files, so batches cross a roll
+    sink.write(rec(0))
+    sink.write_many([rec(i) for i in range(1, 20)])
+    sink.write_many([])
+    assert sink.flush(5)
+    sink.write_many([rec(i) for i in range(20, 25)])
+    sink.write(rec(25))
+    sink.close()
+    assert sorted(d["input_tokens"] for d in read_all(tmp_path)) == list(range(26))
+    assert sink.written == 26 and len(published(tmp_path)) > 1
+
+
+def test_a_batch_meeting_a_full_queue_or_a_closed_sink_is_written_by_the_caller(tmp_path, sinks):
+    entered, release = threading.Event(), threading.Event()
+
+    def signer(d):  # holds the writer thread on its first record, so the queue fills up
+        if threading.current_thread().name == "tailpipe-lake-sink":
+            entered.set()
+            release.wait(5)
+        return d
+
+    sink = sinks(tmp_path, max_queue=1, signer=signer)
+    sink.write(rec(0))
+    assert entered.wait(5)
+    sink.write_many([rec(1), rec(2)])  # fills the queue (one item)
+    sink.write_many([rec(3), rec(4)])  # queue full: written at once
+    assert sink.written == 2
+    release.set()
+    sink.close()
+    sink.write_many([rec(5)])  # after close: written and published synchronously
+    assert sorted(d["input_tokens"] for d in read_all(tmp_path)) == list(range(6))
+
+
 def test_concurrent_writers(tmp_path, sinks):
     sink = sinks(tmp_path, max_queue=64, roll_bytes=40_000)
     ids: list[list[str]] = [[] for _ in range(8)]
