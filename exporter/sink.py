@@ -1,8 +1,9 @@
 """Where records go. Every integration writes `Record`s to a `Sink`; sinks never block the caller.
 
 The default is the local lake (`exporter.local_lake.LocalLakeSink`: Firehose-shaped, gzip, rolled and
-atomically renamed files). `JsonlSink` is a plain alternative for debugging: newline-delimited JSON, one
-uncompressed file per UTC day, written by a background thread from a bounded queue, flushed at exit.
+atomically renamed files). `JsonlSink` is a plain alternative for debugging: newline-delimited JSON (the
+lines of `exporter.lines`, as every sink writes them), one uncompressed file per UTC day, written by a
+background thread from a bounded queue, flushed at exit.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Protocol
 
 from tailpipe_ai.semconv import Record
+
+from .lines import record_line
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +103,7 @@ class JsonlSink:
             by_path: dict[Path, list[bytes]] = {}
             for r in records:
                 try:
-                    by_path.setdefault(self._path(r), []).append(r.encode() + b"\n")
+                    by_path.setdefault(self._path(r), []).append(record_line(r))
                 except Exception as exc:  # a malformed record must not stop the others
                     log.warning("tailpipe: dropped a malformed record (%s)", type(exc).__name__)
             for path, lines in by_path.items():
