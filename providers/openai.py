@@ -29,6 +29,11 @@ def _finish_reasons(choices: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
+# The two usage shapes' key names, spelled once (building them per call cost a string hash each time).
+_CHAT_USAGE_KEYS = ("prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details")
+_RESPONSES_USAGE_KEYS = ("input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details")
+
+
 def _usage(usage: Any, info: CallInfo) -> None:
     """Chat/Completions (prompt_/completion_tokens) and Responses/Images (input_/output_tokens) shapes.
 
@@ -38,10 +43,12 @@ def _usage(usage: Any, info: CallInfo) -> None:
     """
     if usage is None:
         return
-    prefix = "prompt" if get(usage, "prompt_tokens") is not None else "input"
-    out_prefix = "completion" if prefix == "prompt" else "output"
-    raw_in, raw_out = get(usage, f"{prefix}_tokens"), get(usage, f"{out_prefix}_tokens")
-    details_in, details_out = get(usage, f"{prefix}_tokens_details"), get(usage, f"{out_prefix}_tokens_details")
+    raw_in = get(usage, "prompt_tokens")
+    in_key, out_key, in_details, out_details = _CHAT_USAGE_KEYS if raw_in is not None else _RESPONSES_USAGE_KEYS
+    if raw_in is None:
+        raw_in = get(usage, in_key)
+    raw_out = get(usage, out_key)
+    details_in, details_out = get(usage, in_details), get(usage, out_details)
     inp, out = as_int(raw_in), as_int(raw_out)
     if (raw_in is not None and inp is None) or (raw_out is not None and out is None):
         return  # malformed: unexpected types or negative counts
