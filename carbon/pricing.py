@@ -77,17 +77,19 @@ def _rates(model_ref: str, provider_id: str | None) -> tuple[float, float, float
     )
 
 
-def _priced(model_ref: str, provider_id: str | None, counts: dict[str, int]) -> float | None:
-    rates = _rates(model_ref, provider_id)
-    if rates is None:
-        return None
-    if rates is False:
-        lib = _lib()
-        return float(lib.calc_price(lib.Usage(**counts), model_ref=model_ref, provider_id=provider_id).total_price)
-    p_in, p_out, p_read, p_write = rates
-    cr, cw = counts["cache_read_tokens"], counts["cache_write_tokens"]
-    uncached = max(counts["input_tokens"] - cr - cw, 0)
-    return uncached * p_in + cr * p_read + cw * p_write + counts["output_tokens"] * p_out
+@lru_cache(maxsize=4096)
+def _price_plan(model: str, provider_id: str | None) -> tuple[str, str | None, tuple[float, ...] | bool] | None:
+    """Under which id (and provider) genai-prices knows `model`, with its rates; worked out once per model.
+
+    The id as given, then without Bedrock/Vertex/ARN decorations; with the provider, then without it
+    (genai-prices may file a model under another provider id, e.g. Bedrock-hosted Claude)."""
+    cleaned = clean_model_id(model)
+    tries = [(model, provider_id), (cleaned, provider_id), (model, None), (cleaned, None)]
+    for model_ref, prov in dict.fromkeys(tries):
+        rates = _rates(model_ref, prov)
+        if rates is not None:
+            return model_ref, prov, rates
+    return None
 
 
 def cost_usd(usage: Usage, provider: str | None = None) -> float | None:
@@ -98,23 +100,18 @@ def cost_usd(usage: Usage, provider: str | None = None) -> float | None:
     if usage.input_tokens is None and usage.output_tokens is None:
         return None  # prices differ per token kind: a bare total cannot be priced honestly
     provider_id = _PROVIDERS.get((provider or usage.provider or "").lower())
-    counts = {
-        "input_tokens": usage.input_tokens or 0,
-        "output_tokens": usage.output_tokens or 0,
-        "cache_read_tokens": usage.cache_read_tokens or 0,
-        "cache_write_tokens": usage.cache_write_tokens or 0,
-    }
-    # The id as given, then without Bedrock/Vertex/ARN decorations; with the provider, then without it
-    # (genai-prices may file a model under another provider id, e.g. Bedrock-hosted Claude).
-    cleaned = clean_model_id(usage.model)
-    for model_ref, prov in dict.fromkeys(
-        [(usage.model, provider_id), (cleaned, provider_id), (usage.model, None), (cleaned, None)]
-    ):
-        try:
-            price = _priced(model_ref, prov, counts)
-        except Exception as exc:  # the price library must never break a caller
-            log.debug("genai-prices failed for model %r: %s", usage.model, type(exc).__name__)
+    inp, out = usage.input_tokens or 0, usage.output_tokens or 0
+    cr, cw = usage.cache_read_tokens or 0, usage.cache_write_tokens or 0
+    try:
+        plan = _price_plan(usage.model, provider_id)
+        if plan is None:
             return None
-        if price is not None:
-            return price
-    return None
+        model_ref, prov, rates = plan
+        if rates is False:  # tiered prices: the library prices the whole call
+            counts = lib.Usage(input_tokens=inp, output_tokens=out, cache_read_tokens=cr, cache_write_tokens=cw)
+            return float(lib.calc_price(counts, model_ref=model_ref, provider_id=prov).total_price)
+    except Exception as exc:  # the price library must never break a caller
+        log.debug("genai-prices failed for model %r: %s", usage.model, type(exc).__name__)
+        return None
+    p_in, p_out, p_read, p_write = rates
+    return max(inp - cr - cw, 0) * p_in + cr * p_read + cw * p_write + out * p_out

@@ -51,3 +51,24 @@ def test_fast_rates_match_genai_prices_exactly(model):
             assert ours is None
             continue
         assert ours == pytest.approx(float(ref.total_price), rel=1e-9, abs=1e-12)
+
+
+def test_tiered_prices_are_priced_by_the_library_in_full():
+    import genai_prices
+
+    for tokens in (10_000, 300_000):  # under and over gemini-2.5-pro's 200k-token tier
+        usage = Usage(model="gemini-2.5-pro", input_tokens=tokens, output_tokens=1000)
+        counts = genai_prices.Usage(input_tokens=tokens, output_tokens=1000)
+        ref = genai_prices.calc_price(counts, model_ref="gemini-2.5-pro", provider_id="google")
+        assert cost_usd(usage, "gcp.gemini") == pytest.approx(float(ref.total_price), rel=1e-12)
+
+
+def test_a_failing_price_library_gives_no_cost(monkeypatch):
+    import genai_prices
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("price data unreadable")
+
+    monkeypatch.setattr(genai_prices, "calc_price", broken)
+    usage = Usage(model="gemini-1.5-pro-002", input_tokens=10, output_tokens=10)  # not yet looked up
+    assert cost_usd(usage, "gcp.gemini") is None
