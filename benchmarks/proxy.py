@@ -5,8 +5,10 @@
 A fast fake OpenAI upstream (raw asyncio; a chat completion JSON, or an SSE stream of 20 chunks plus the
 usage chunk) runs pinned to core 1 with the load generator; the proxy under test runs pinned to core 0
 (`taskset`). For each target, non-streamed and streamed: open loop at 20, 100 and 300 requests/s, then a
-closed loop of 50 clients. Reported: added latency p50/p99 (target minus direct, same phase), time to
-first byte delta, CPU ms per request of the proxy process (from /proc), maximum requests/s.
+closed loop of 50 clients; then `--rounds` more closed-loop rounds alternating the floor and tailpipe,
+whose per-round throughput ratios give the median ratio (drift of the box cancels). Reported: added
+latency p50/p99 (target minus direct, same phase), time to first byte delta, CPU ms per request of the
+proxy process (from /proc), maximum requests/s.
 
 `floor` is what a Python proxy costs at least: one aiohttp ClientSession, bytes forwarded, no parsing.
 `tailpipe` runs with usage parsing and telemetry on (records to a temporary lake, access log off).
@@ -266,6 +268,36 @@ def measure(name, url, pid, stream, seconds, model="gpt-4o"):
     return rows
 
 
+def alternating_rounds(paired: dict, stream: bool, seconds: float, rounds: int) -> dict:
+    """Closed-loop rounds alternating floor and tailpipe (the order flips every round), so that the box's
+    drift, which moved the floor's own speed by a third between phases, hits both sides of each ratio."""
+    body = json.dumps(
+        {
+            "model": "gpt-4o",
+            "messages": [{"role": "user", "content": "hello " * 50}],
+            "stream": stream,
+            **({"stream_options": {"include_usage": True}} if stream else {}),
+        }
+    ).encode()
+    out: dict = {"floor": [], "tailpipe": [], "ratios": []}
+    for r in range(rounds):
+        order = ("floor", "tailpipe") if r % 2 == 0 else ("tailpipe", "floor")
+        for name in order:
+            url, proc = paired[name]
+            cpu0 = cpu_seconds(proc.pid)
+            done, elapsed = asyncio.run(closed_loop(url, body, stream, CLIENTS, seconds))
+            ok = sum(1 for o in done if o[0])
+            cpu = cpu_seconds(proc.pid) - cpu0
+            out[name].append({"rps": ok / elapsed, "cpu_ms": 1000 * cpu / max(1, ok)})
+        out["ratios"].append(out["tailpipe"][-1]["rps"] / out["floor"][-1]["rps"])
+    print(
+        f"  rounds    {'stream' if stream else 'json':6s} tailpipe/floor max req/s per round: "
+        + ", ".join(f"x{x:.2f}" for x in out["ratios"]),
+        flush=True,
+    )
+    return out
+
+
 def start(cmd, cpu, env=None):
     return subprocess.Popen(
         ["taskset", "-c", str(cpu), *cmd],
@@ -291,6 +323,9 @@ def main() -> None:
     parser.add_argument("--litellm", default="/tmp/litellm-venv/bin/litellm", help="LiteLLM proxy executable")
     parser.add_argument("--skip-litellm", action="store_true")
     parser.add_argument("--json", help="write all figures to this file")
+    parser.add_argument(
+        "--rounds", type=int, default=4, help="alternating floor/tailpipe closed-loop rounds for the throughput ratio"
+    )
     args = parser.parse_args()
     os.sched_setaffinity(0, {1})  # the load generator shares core 1 with the upstream
     tmp = Path(tempfile.mkdtemp(prefix="tailpipe-bench-"))
@@ -367,6 +402,12 @@ def main() -> None:
                 results[f"{name}/{'stream' if stream else 'json'}"] = measure(
                     name, url, proc.pid if proc else None, stream, args.seconds
                 )
+        paired = {name: (url, proc) for name, url, proc, _ in targets if name in ("floor", "tailpipe")}
+        if len(paired) == 2 and args.rounds > 0:
+            for stream in (False, True):
+                results[f"rounds/{'stream' if stream else 'json'}"] = alternating_rounds(
+                    paired, stream, args.seconds, args.rounds
+                )
         report(results, litellm_note)
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=2))
@@ -407,6 +448,13 @@ def report(results: dict, note: str | None) -> None:
                     f"ttfb x{ratios[2]:.2f}"
                 )
             print(f"  tailpipe/floor max throughput: x{ours['closed']['rps'] / floor['closed']['rps']:.2f}")
+            rounds = results.get(f"rounds/{kind}")
+            if rounds:
+                ratios = rounds["ratios"]
+                print(
+                    f"  tailpipe/floor max throughput, {len(ratios)} alternating rounds: median "
+                    f"x{statistics.median(ratios):.2f} (" + ", ".join(f"x{x:.2f}" for x in ratios) + ")"
+                )
             lite = results.get(f"litellm/{kind}")
             if lite:
                 ratio = ours["closed"]["rps"] / max(1e-9, lite["closed"]["rps"])
