@@ -207,7 +207,20 @@ class Forwarder:
                 if self.config.flush_before_end:
                     await self._finish_now(exchange, status)
                 else:
-                    self._finish(exchange, status)
+                    # Sent here rather than by aiohttp after we return, so that the record is handed over
+                    # after the last byte: waking the telemetry thread first delayed the answer.
+                    sent = False
+                    try:
+                        await response.prepare(request)
+                        await response.write_eof()
+                        sent = True
+                    except ConnectionResetError:  # the client left while the answer was written
+                        pass
+                    finally:
+                        if sent:
+                            self._finish(exchange, status)
+                        else:
+                            self._finish(exchange, status, complete=False, aborted=True)
             return response
 
         if strip is not None and (encoding or not sse):
@@ -255,16 +268,24 @@ class Forwarder:
             return response
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
             return self._broken(request, exchange, status, exc, response)
-        if exchange is not None:
-            if scan is not None:
-                scan.close()
-            if self.config.flush_before_end:
-                await self._finish_now(exchange, status)
-            else:
-                # Every byte of the answer went out: a client that hangs up before the chunked-encoding
-                # terminator (SDKs do, once they read the last event) still got a complete stream.
-                self._finish(exchange, status)
-        await response.write_eof()
+        if exchange is None:
+            await response.write_eof()
+            return response
+        if scan is not None:
+            scan.close()
+        if self.config.flush_before_end:
+            await self._finish_now(exchange, status)
+            await response.write_eof()
+            return response
+        try:
+            await response.write_eof()
+        except ConnectionResetError:
+            pass
+        finally:
+            # After the last byte, so the telemetry thread's wake-up never delays it. Every byte of the
+            # answer went out before the terminator: a client that hangs up instead of reading it (SDKs
+            # do, once they read the last event) still got a complete stream.
+            self._finish(exchange, status)
         return response
 
     def _broken(self, request, exchange, status, exc, response=None):

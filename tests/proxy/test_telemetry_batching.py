@@ -91,3 +91,40 @@ def test_a_failing_record_does_not_stall_the_others_or_flush():
         telemetry.submit(ex)
     assert telemetry.flush(10)
     assert sorted(r.view()["input_tokens"] for r in sink.records) == [2, 3]
+
+
+def test_a_call_is_handed_to_telemetry_only_after_its_last_byte_was_written(upstream, monkeypatch):
+    """Waking the telemetry thread before the answer's end delayed the answer (the thread takes the GIL)."""
+    from aiohttp import web
+
+    from tests.proxy.conftest import start_proxy
+    from tests.proxy.helpers import raw_request
+
+    events: list[str] = []
+    real_eof, real_submit = web.StreamResponse.write_eof, ProxyTelemetry.submit
+
+    async def write_eof(self, data=b""):
+        await real_eof(self, data)
+        events.append("eof")
+
+    def submit(self, exchange):
+        events.append("submit")
+        real_submit(self, exchange)
+
+    monkeypatch.setattr(web.StreamResponse, "write_eof", write_eof)
+    monkeypatch.setattr(ProxyTelemetry, "submit", submit)
+    thread, sink = start_proxy(upstream)
+    try:
+        for stream in (False, True):
+            events.clear()
+            body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "stream": stream}
+            if stream:
+                body["stream_options"] = {"include_usage": True}
+            status, _, _ = raw_request(thread.url + "/openai/v1/chat/completions", body)
+            assert status == 200
+            assert thread.telemetry.flush(10)
+            assert events[:2] == ["eof", "submit"], stream  # (aiohttp calls write_eof again: a no-op)
+        assert [r.token_accuracy for r in sink.records] == ["exact", "exact"]
+        assert not {"stream_incomplete", "client_aborted"} & {f for r in sink.records for f in r.flags}
+    finally:
+        thread.stop()
