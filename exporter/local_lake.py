@@ -299,31 +299,25 @@ class LocalLakeSink:
 
     def write(self, record: Record) -> None:
         """Queue a record; never blocks on I/O unless the queue is full, never raises."""
-        try:
-            if not self._closed:
-                try:
-                    self._queue.put_nowait(record)
-                    return
-                except queue.Full:
-                    pass
-            self._write_records([record], publish=self._closed)
-        except Exception as exc:  # pragma: no cover - a sink must never break the caller
-            log.warning("tailpipe: lake sink failed to write a record (%s)", type(exc).__name__)
+        self._enqueue(record, [record])
 
     def write_many(self, records: list[Record]) -> None:
         """Queue a batch of records as one item: one queue operation and one wake-up of the writer for
         the whole batch (the proxy's telemetry thread writes what it recorded since its last batch)."""
-        if not records:
-            return
-        batch = list(records)
+        if records:
+            batch = list(records)
+            self._enqueue(batch, batch)
+
+    def _enqueue(self, item: Record | list[Record], records: list[Record]) -> None:
+        """A full queue (or a closed sink) makes the caller write synchronously rather than lose data."""
         try:
             if not self._closed:
                 try:
-                    self._queue.put_nowait(batch)
+                    self._queue.put_nowait(item)
                     return
                 except queue.Full:
                     pass
-            self._write_records(batch, publish=self._closed)
+            self._write_records(records, publish=self._closed)
         except Exception as exc:  # pragma: no cover - a sink must never break the caller
             log.warning("tailpipe: lake sink failed to write records (%s)", type(exc).__name__)
 

@@ -183,18 +183,25 @@ def test_close_runs_at_exit(tmp_path):
     assert sorted(d["input_tokens"] for d in read_all(tmp_path)) == list(range(1000))
 
 
-def test_a_full_queue_writes_synchronously(tmp_path, sinks):
+def _held_sink(sinks, lake: Path) -> tuple[LocalLakeSink, threading.Event]:
+    """A sink with a queue of one whose writer thread is held on its first record (rec(0)) until the
+    returned event is set, so the queue can be filled."""
     entered, release = threading.Event(), threading.Event()
 
-    def signer(d):  # holds the writer thread on its first record, so the queue fills up
+    def signer(d):
         if threading.current_thread().name == "tailpipe-lake-sink":
             entered.set()
             release.wait(5)
         return d
 
-    sink = sinks(tmp_path, max_queue=1, signer=signer)
+    sink = sinks(lake, max_queue=1, signer=signer)
     sink.write(rec(0))  # taken by the writer thread, which then blocks
     assert entered.wait(5)
+    return sink, release
+
+
+def test_a_full_queue_writes_synchronously(tmp_path, sinks):
+    sink, release = _held_sink(sinks, tmp_path)
     sink.write(rec(1))  # fills the queue
     for i in range(2, 5):
         sink.write(rec(i))  # queue full: written by the caller, at once
@@ -218,17 +225,7 @@ def test_batches_are_written_in_order_with_single_records_and_flushes(tmp_path, 
 
 
 def test_a_batch_meeting_a_full_queue_or_a_closed_sink_is_written_by_the_caller(tmp_path, sinks):
-    entered, release = threading.Event(), threading.Event()
-
-    def signer(d):  # holds the writer thread on its first record, so the queue fills up
-        if threading.current_thread().name == "tailpipe-lake-sink":
-            entered.set()
-            release.wait(5)
-        return d
-
-    sink = sinks(tmp_path, max_queue=1, signer=signer)
-    sink.write(rec(0))
-    assert entered.wait(5)
+    sink, release = _held_sink(sinks, tmp_path)
     sink.write_many([rec(1), rec(2)])  # fills the queue (one item)
     sink.write_many([rec(3), rec(4)])  # queue full: written at once
     assert sink.written == 2
