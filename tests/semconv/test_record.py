@@ -171,6 +171,14 @@ def test_to_dict_copies_containers():
     assert r.flags == ["model_unknown"]
 
 
+def test_view_is_to_dict_sharing_the_containers():
+    r = dataclasses.replace(full_record(), extra={"later_field": [1], "flags": "never over a field"})
+    view, data = r.view(), r.to_dict()
+    assert view == data and list(view) == list(data) == [*FIELD_NAMES, "later_field"]
+    assert view["factors"] is r.factors and view["later_field"] is r.extra["later_field"]
+    assert view["flags"] == ["model_unknown"]
+
+
 @pytest.mark.parametrize("make", [minimal_record, full_record])
 def test_round_trip(make):
     r = make()
