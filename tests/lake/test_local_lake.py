@@ -119,6 +119,27 @@ def test_records_land_in_the_write_time_partition_firehose_named_gzip_one_per_li
     assert len(published(tmp_path)) == 2 and len(read_all(tmp_path)) == 4
 
 
+@pytest.mark.parametrize("backend", ["isal", "zlib"])
+def test_both_compressors_write_gzip_readable_while_open_and_once_published(tmp_path, sinks, monkeypatch, backend):
+    from tailpipe_ai.exporter import local_lake
+
+    if backend == "zlib":
+        monkeypatch.setattr(local_lake, "_deflate", None)
+    else:
+        assert local_lake._deflate is not None, "isal is a dependency: its deflate should be in use"
+    for level in (1, 3, 6, 9):
+        z = local_lake.gzip_compressor(level)
+        assert gzip.decompress(z.compress(b"x" * 100) + z.flush(zlib.Z_FINISH)) == b"x" * 100
+    sink = sinks(tmp_path, cls=FastSink)
+    records = [rec(i) for i in range(50)]
+    sink.write_many(records)
+    wait_until(lambda: sink.written == 50)
+    [temp] = temps(tmp_path)
+    wait_until(lambda: len(zlib.decompressobj(31).decompress(temp.read_bytes()).splitlines()) == 50)  # sync-flushed
+    assert sink.flush(timeout=5)
+    assert lines_of(published(tmp_path)[0]) == [r.encode() for r in records]
+
+
 def test_rolls_by_uncompressed_size(tmp_path, sinks):
     size = len(rec().encode()) + 1
     sink = sinks(tmp_path, roll_bytes=int(size * 2.5))
