@@ -1,15 +1,22 @@
-"""The proxy application: one aiohttp server, one shared upstream `ClientSession`, one catch-all route.
+"""The proxy server: aiohttp's low-level HTTP server, one shared upstream `ClientSession`, one handler.
 
-`create_app()` builds it; `serve()` runs it in the foreground (the CLI); `ProxyThread` runs it on its
-own event loop in a background thread (tests, the Lambda handler). Both flush telemetry on shutdown.
-Routes: `/openai/...`, `/anthropic/...`, `/gemini/...`, `/mistral/...` to the configured upstreams;
-`/healthz` answers locally; any other path gets a 404 JSON naming the routes.
+`Proxy` holds the forwarder and its telemetry; `serve()` runs it in the foreground (the CLI) and
+`ProxyThread` on its own event loop in a background thread (tests, the Lambda handler). Both flush
+telemetry on shutdown. Routes: `/openai/...`, `/anthropic/...`, `/gemini/...`, `/mistral/...` to the
+configured upstreams; `/healthz` answers locally; any other path gets a 404 JSON naming the routes.
+
+The low-level server (`aiohttp.web.Server`) is aiohttp's documented server without the application
+layer: routing by prefix is the forwarder's own, so the router, middlewares and `Request` objects of
+`web.Application` were work on every request for nothing (measured: 31k instructions, ~4.5% of a
+minimal pass-through's request).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 import threading
 from typing import Any
 
@@ -25,58 +32,77 @@ MAX_REQUEST_BYTES = 256 * 1024 * 1024  # Claude Code sends multi-megabyte bodies
 # handler_cancellation: a client that disconnects cancels its handler, and with it the upstream request.
 # auto_decompress off: a gzip-compressed request body is forwarded as the client sent it.
 SERVER_OPTIONS = {"handler_cancellation": True, "auto_decompress": False, "access_log": None}
-_FORWARDER = web.AppKey("tailpipe_forwarder", Forwarder)
-_TELEMETRY = web.AppKey("tailpipe_telemetry", ProxyTelemetry)
+SHUTDOWN_SECONDS = 60.0  # how long a stopping proxy lets answers in flight finish
 
 
-def create_app(config: ProxyConfig | None = None, sink: Any = None) -> web.Application:
-    """The proxy as an aiohttp application. `sink` defaults to the process-wide lake sink."""
-    config = config or ProxyConfig()
-    if sink is None:
-        from tailpipe_ai.exporter.sink import default_sink
+class Proxy:
+    """The forwarder and its telemetry; `server()` makes the HTTP server that feeds it (in a running loop)."""
 
-        sink = default_sink()
-    telemetry = ProxyTelemetry(config, sink)
-    forwarder = Forwarder(config, telemetry)
-    app = web.Application(client_max_size=MAX_REQUEST_BYTES)
-    app[_FORWARDER] = forwarder
-    app[_TELEMETRY] = telemetry
-    app.router.add_route("*", "/{tail:.*}", forwarder.handle)
+    def __init__(self, config: ProxyConfig | None = None, sink: Any = None) -> None:
+        self.config = config or ProxyConfig()
+        if sink is None:
+            from tailpipe_ai.exporter.sink import default_sink
 
-    async def start(_: web.Application) -> None:
-        await forwarder.start()
+            sink = default_sink()
+        self.telemetry = ProxyTelemetry(self.config, sink)
+        self.forwarder = Forwarder(self.config, self.telemetry)
 
-    async def stop(_: web.Application) -> None:
-        await forwarder.stop()
-        await asyncio.get_running_loop().run_in_executor(None, telemetry.flush, 10.0)
+    def server(self) -> web.Server:
+        return web.Server(self.forwarder.handle, request_factory=self._request, **SERVER_OPTIONS)
 
-    app.on_startup.append(start)
-    app.on_cleanup.append(stop)
-    return app
+    @staticmethod
+    def _request(message, payload, protocol, writer, task) -> web.BaseRequest:
+        """A request whose body may be as large as the providers accept (aiohttp's default is 1 MiB)."""
+        return web.BaseRequest(
+            message, payload, protocol, writer, task, asyncio.get_running_loop(), client_max_size=MAX_REQUEST_BYTES
+        )
 
+    async def start(self) -> web.ServerRunner:
+        """Open the upstream session, then the server: a runner to bind to sites and clean up at the end."""
+        await self.forwarder.start()
+        runner = web.ServerRunner(self.server(), handle_signals=False, shutdown_timeout=SHUTDOWN_SECONDS)
+        await runner.setup()
+        return runner
 
-def telemetry_of(app: web.Application) -> ProxyTelemetry:
-    return app[_TELEMETRY]
-
-
-def make_runner(app: web.Application) -> web.AppRunner:
-    return web.AppRunner(app, **SERVER_OPTIONS)
+    async def stop(self, runner: web.ServerRunner | None) -> None:
+        """Stop accepting, let answers in flight end, close the upstream session, write every record."""
+        try:
+            if runner is not None:
+                await runner.cleanup()
+        finally:
+            await self.forwarder.stop()
+            await asyncio.get_running_loop().run_in_executor(None, self.telemetry.flush, 10.0)
 
 
 def serve(config: ProxyConfig, host: str = "127.0.0.1", port: int = 8787, sink: Any = None) -> None:
     """Run the proxy until interrupted (SIGINT/SIGTERM); telemetry is flushed on the way out."""
-    app = create_app(config, sink)
-    web.run_app(app, host=host, port=port, print=None, **SERVER_OPTIONS)
+    with contextlib.suppress(KeyboardInterrupt):  # where signal handlers cannot be installed (Windows)
+        asyncio.run(_serve(Proxy(config, sink), host, port))
+
+
+async def _serve(proxy: Proxy, host: str, port: int) -> None:
+    runner = None
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    try:
+        runner = await proxy.start()
+        await web.TCPSite(runner, host, port).start()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows: Ctrl-C still works
+                loop.add_signal_handler(sig, stopping.set)
+        await stopping.wait()
+    finally:
+        await proxy.stop(runner)
 
 
 class ProxyThread:
     """The proxy on its own event loop in a daemon thread: `with ProxyThread(config, sink) as p: p.url`."""
 
     def __init__(self, config: ProxyConfig | None = None, sink: Any = None, host: str = "127.0.0.1", port: int = 0):
-        self.app = create_app(config, sink)
+        self.proxy = Proxy(config, sink)
         self.host, self.port = host, port
         self.loop = asyncio.new_event_loop()
-        self._runner: web.AppRunner | None = None
+        self._runner: web.ServerRunner | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="tailpipe-proxy", daemon=True)
@@ -87,7 +113,7 @@ class ProxyThread:
 
     @property
     def telemetry(self) -> ProxyTelemetry:
-        return telemetry_of(self.app)
+        return self.proxy.telemetry
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -101,8 +127,7 @@ class ProxyThread:
         self.loop.run_forever()
 
     async def _start(self) -> None:
-        self._runner = make_runner(self.app)
-        await self._runner.setup()
+        self._runner = await self.proxy.start()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         server = site._server  # the bound port when 0 was asked for
@@ -119,8 +144,7 @@ class ProxyThread:
     def stop(self) -> None:
         if not self._thread.is_alive():
             return
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self.loop).result(30)
+        asyncio.run_coroutine_threadsafe(self.proxy.stop(self._runner), self.loop).result(SHUTDOWN_SECONDS + 15)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
         self.loop.close()

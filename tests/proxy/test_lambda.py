@@ -124,7 +124,8 @@ def test_cli_bad_config_exits_2(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_serves_and_flushes_on_shutdown(upstream, tmp_path):
+@pytest.mark.parametrize("stop_with", ["SIGINT", "SIGTERM"])  # Ctrl-C; containers and the Lambda adapter
+def test_cli_serves_and_flushes_on_shutdown(upstream, tmp_path, stop_with):
     import os
     import signal
     import socket
@@ -151,8 +152,9 @@ def test_cli_serves_and_flushes_on_shutdown(upstream, tmp_path):
         body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
         assert raw_request(f"http://127.0.0.1:{port}/openai/v1/chat/completions", body)[0] == 200
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(getattr(signal, stop_with))
         _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
     assert "POST /openai/v1/chat/completions 200" in stderr  # the access line
     files = [p for p in (tmp_path / "lake").rglob("*.gz")]
     records = b"".join(gzip.decompress(p.read_bytes()) for p in files)

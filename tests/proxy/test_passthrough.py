@@ -128,6 +128,16 @@ def test_request_forwarded_verbatim(upstream, proxy):
     assert record.input_tokens == fake_anthropic.EXPECTED["input"]
 
 
+def test_a_multi_megabyte_request_body_is_forwarded_whole(upstream, proxy):
+    """Claude Code sends conversations of several megabytes; aiohttp's own default limit is 1 MiB."""
+    big = {**MESSAGES, "messages": [{"role": "user", "content": "x" * (6 << 20)}]}
+    raw = json.dumps(big).encode()
+    status, _, body = raw_request(proxy.route("anthropic") + "/v1/messages", raw)
+    assert status == 200, body[:200]
+    assert upstream.requests[-1].raw == raw
+    assert proxy.records[0].request_model == MESSAGES["model"]
+
+
 def test_unknown_paths_pass_through_without_records(upstream, proxy):
     status, _, body = raw_request(proxy.route("anthropic") + "/v1/messages/count_tokens", MESSAGES)
     assert status == 200 and json.loads(body) == {"input_tokens": fake_anthropic.COUNT_TOKENS}
