@@ -37,7 +37,7 @@ from tailpipe_ai.lake.reader import ReadStats, iter_lines
 from tailpipe_ai.semconv import Record
 
 from .durable import fsync_dir as _fsync_dir
-from .lines import Signer, record_line
+from .lines import Signer, fields_line, record_line
 
 try:
     import fcntl
@@ -327,7 +327,16 @@ class LocalLakeSink:
             batch = list(records)
             self._enqueue(batch, batch)
 
-    def _enqueue(self, item: Record | list[Record], records: list[Record]) -> None:
+    def write_fields(self, records: list[dict[str, Any]]) -> None:
+        """Queue a batch of records given in their dict form (`records.record_fields`), as `write_many`.
+
+        The proxy's records never become `Record` objects: the writer encodes each dict with
+        `lines.fields_line`, under the same checks. The dicts must not change once passed."""
+        if records:
+            batch = list(records)
+            self._enqueue(batch, batch)
+
+    def _enqueue(self, item: Record | list[Any], records: list[Any]) -> None:
         """A full queue (or a closed sink) makes the caller write synchronously rather than lose data."""
         try:
             if not self._closed:
@@ -415,13 +424,15 @@ class LocalLakeSink:
                 return
             self._tick()
 
-    def _encode(self, record: Record) -> bytes | Exception:
+    def _encode(self, record: Record | dict[str, Any]) -> bytes | Exception:
         try:
+            if type(record) is dict:
+                return fields_line(record, self._signer)
             return record_line(record, self._signer)
         except Exception as exc:  # one bad record must not stop the others
             return exc
 
-    def _write_records(self, records: list[Record], publish: bool = False) -> None:
+    def _write_records(self, records: list[Record | dict[str, Any]], publish: bool = False) -> None:
         """Encode (outside the lock: the costly part) then append under the lock."""
         encoded = [self._encode(r) for r in records]
         lines = [e for e in encoded if type(e) is bytes]

@@ -16,7 +16,7 @@ from tailpipe_ai.carbon import Estimate, Usage, cost_usd, estimate
 from tailpipe_ai.providers import CallInfo
 from tailpipe_ai.semconv import Record
 from tailpipe_ai.semconv import attributes as sc
-from tailpipe_ai.semconv.record import new_record_id
+from tailpipe_ai.semconv.record import SCHEMA, new_record_id
 
 from .memo import IdentityMemo
 
@@ -193,48 +193,66 @@ def compact_factors(factors: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def build_record(call: Call, est: Estimate | None, cost: float | None, timestamp: str) -> Record:
+    """The call as a `tailpipe.record/1` record (every integration's; `record_fields` says what goes in)."""
+    return Record(**record_fields(call, est, cost, timestamp))
+
+
+def record_fields(call: Call, est: Estimate | None, cost: float | None, timestamp: str) -> dict[str, Any]:
+    """The record of a call in its dict form, every field in schema order (`Record.view()` of `build_record`).
+
+    The one place a call becomes a record. The proxy writes this dict straight to its lake line
+    (`lines.fields_line`) without a `Record` in between; everything else builds the `Record` from it."""
     i = call.info
     if est is not None and est.flags:
         flags = list(dict.fromkeys([*call.flags, *est.flags]))
     else:
         flags = list(dict.fromkeys(call.flags)) if call.flags else []
-    return Record(
-        record_id=new_record_id(),
-        timestamp=timestamp,
-        integration=call.integration,
-        provider=call.provider,
-        request_model=call.request_model,
-        response_model=i.response_model,
-        operation=call.operation,
-        output_type=call.output_type,
-        input_tokens=i.input_tokens,
-        output_tokens=i.output_tokens,
-        cache_read_tokens=i.cache_read_tokens,
-        cache_write_tokens=i.cache_write_tokens,
-        reasoning_tokens=i.reasoning_tokens,
-        images=i.images,
-        image_size=i.image_size,
-        image_quality=i.image_quality,
-        video_seconds=i.video_seconds,
-        video_resolution=i.video_resolution,
-        latency_ms=call.latency_ms,
-        ttft_ms=call.ttft_ms,
-        streamed=call.streamed,
-        status=call.status,
-        error_type=call.error_type,
-        token_accuracy=call.token_accuracy,
-        region=call.region,
-        environment=dict(call.environment),
-        attributes=dict(call.attributes),
-        trace_id=call.trace_id,
-        span_id=call.span_id,
-        energy_wh=est.energy_wh if est else None,
-        energy_wh_min=est.energy_wh_min if est else None,
-        energy_wh_max=est.energy_wh_max if est else None,
-        carbon_gco2e=est.carbon_gco2e if est else None,
-        carbon_gco2e_min=est.carbon_gco2e_min if est else None,
-        carbon_gco2e_max=est.carbon_gco2e_max if est else None,
-        cost_usd=cost,
-        factors=compact_factors(est.factors) if est else {},
-        flags=flags,
-    )
+    if est is None:
+        energy = energy_min = energy_max = carbon = carbon_min = carbon_max = None
+        factors: dict[str, Any] = {}
+    else:
+        energy, energy_min, energy_max = est.energy_wh, est.energy_wh_min, est.energy_wh_max
+        carbon, carbon_min, carbon_max = est.carbon_gco2e, est.carbon_gco2e_min, est.carbon_gco2e_max
+        factors = compact_factors(est.factors)
+    return {
+        "schema": SCHEMA,
+        "record_id": new_record_id(),
+        "timestamp": timestamp,
+        "integration": call.integration,
+        "provider": call.provider,
+        "request_model": call.request_model,
+        "response_model": i.response_model,
+        "operation": call.operation,
+        "output_type": call.output_type,
+        "input_tokens": i.input_tokens,
+        "output_tokens": i.output_tokens,
+        "cache_read_tokens": i.cache_read_tokens,
+        "cache_write_tokens": i.cache_write_tokens,
+        "reasoning_tokens": i.reasoning_tokens,
+        "images": i.images,
+        "image_size": i.image_size,
+        "image_quality": i.image_quality,
+        "video_seconds": i.video_seconds,
+        "video_resolution": i.video_resolution,
+        "latency_ms": call.latency_ms,
+        "ttft_ms": call.ttft_ms,
+        "streamed": call.streamed,
+        "status": call.status,
+        "error_type": call.error_type,
+        "token_accuracy": call.token_accuracy,
+        "region": call.region,
+        "environment": dict(call.environment),
+        "attributes": dict(call.attributes),
+        "trace_id": call.trace_id,
+        "span_id": call.span_id,
+        "energy_wh": energy,
+        "energy_wh_min": energy_min,
+        "energy_wh_max": energy_max,
+        "carbon_gco2e": carbon,
+        "carbon_gco2e_min": carbon_min,
+        "carbon_gco2e_max": carbon_max,
+        "cost_usd": cost,
+        "factors": factors,
+        "flags": flags,
+        "signature": None,
+    }

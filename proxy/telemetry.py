@@ -4,6 +4,8 @@ The handler hands an `Exchange` (timings, status, the scanner's few kept lines) 
 after the last byte went to the client; a background thread decodes usage, estimates energy and carbon
 with the shared record builder (`exporter.records`), writes the record to the sink and logs one access
 line (method, path without query, status, duration, model, tokens: never headers, keys or bodies).
+Records stay in their dict form (`record_fields`) when the sink takes them so (the lake: `write_fields`);
+other sinks get `Record` objects built from it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from tailpipe_ai.exporter.records import Call, build_record, estimate_call
+from tailpipe_ai.exporter.records import Call, estimate_call, record_fields
 from tailpipe_ai.semconv import Record
 from tailpipe_ai.semconv import attributes as sc
 from tailpipe_ai.semconv.record import rfc3339_from_unix_ns
@@ -180,27 +182,34 @@ class ProxyTelemetry:
             self.done(count)
             time.sleep(self.batch_seconds)  # let the next calls gather: one wake-up per batch, not per call
 
-    def _write(self, records: list[Record]) -> None:
-        """A batch to the sink in one call when it takes batches (the lake sink: one queue operation)."""
+    def _write(self, records: list[dict[str, Any]]) -> None:
+        """A batch to the sink in one call: as dicts when it takes them (the lake sink: no `Record` objects,
+        one queue operation), else as records, in one call when it takes batches."""
         try:
-            write_many = getattr(self.sink, "write_many", None)
+            sink = self.sink
+            write_fields = getattr(sink, "write_fields", None)
+            if write_fields is not None:
+                write_fields(records)
+                return
+            batch = [Record(**fields) for fields in records]
+            write_many = getattr(sink, "write_many", None)
             if write_many is not None:
-                write_many(records)
+                write_many(batch)
             else:
-                for record in records:
-                    self.sink.write(record)
+                for record in batch:
+                    sink.write(record)
         except Exception as exc:
             log_once("sink", exc)
 
     def process(self, ex: Exchange) -> None:
         """One call recorded and written at once (Lambda, where the sink is flushed before the reply ends)."""
-        self.sink.write(self.record(ex))
+        self._write([self.record(ex)])
 
-    def record(self, ex: Exchange) -> Record:
-        """Decode usage, estimate, build the record and log the access line (telemetry thread)."""
+    def record(self, ex: Exchange) -> dict[str, Any]:
+        """Decode usage, estimate, build the record's fields and log the access line (telemetry thread)."""
         call = self.call_of(ex)
         est, cost = estimate_call(call)
-        record = build_record(call, est, cost, rfc3339_from_unix_ns(call.start_time_ns))
+        record = record_fields(call, est, cost, rfc3339_from_unix_ns(call.start_time_ns))
         if self.config.access_log and access_log.isEnabledFor(logging.INFO):
             i = call.info
             access_log.info(

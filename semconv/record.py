@@ -369,7 +369,7 @@ class Record:
 
         Integral floats in count fields become ints and mappings become dicts (in place). Returns self.
         """
-        if _plainly_valid(self):
+        if not self.extra and plainly_valid(_fields_dict(self)):
             return self
         for name, check in _CHECKS:
             value = getattr(self, name)
@@ -491,6 +491,7 @@ REQUIRED_FIELDS: tuple[str, ...] = (
 )
 
 _FIELD_SET = frozenset(FIELD_NAMES)
+_FIELD_COUNT = len(FIELD_NAMES)
 
 
 def _dict_display(names: tuple[str, ...]) -> Any:
@@ -588,59 +589,71 @@ _OPTIONAL_STRING_FIELDS = (
     "error_type",
     "region",
 )
-_get_counts = operator.attrgetter(*COUNT_FIELDS)
-_get_quantities = operator.attrgetter(*QUANTITY_FIELDS)
-_get_optional_strings = operator.attrgetter(*_OPTIONAL_STRING_FIELDS)
+_get_counts = operator.itemgetter(*COUNT_FIELDS)
+_get_quantities = operator.itemgetter(*QUANTITY_FIELDS)
+_get_optional_strings = operator.itemgetter(*_OPTIONAL_STRING_FIELDS)
 _OUTPUT_TYPES_OR_NONE = OUTPUT_TYPES | {None}
 _HEX32_RE = re.compile(r"[0-9a-f]{32}", re.ASCII)
 _HEX16_RE = re.compile(r"[0-9a-f]{16}", re.ASCII)
 _isfinite = math.isfinite
 
 
-def _plainly_valid(r: Record) -> bool:
-    """The common case in one pass: every field already of its exact type and in range, nothing to
-    normalise. False sends `validate` through the per-field checks, which normalise or name the bad field;
-    so this may say False for a valid record, never True for an invalid one."""
-    if r.schema != SCHEMA or r.status not in STATUSES or r.token_accuracy not in TOKEN_ACCURACIES:
+def plainly_valid(d: dict[str, Any]) -> bool:
+    """A record's dict form (`Record.view()`, or `exporter.records.record_fields`) checked in one pass: every
+    field present and already of its exact type and in range, nothing to normalise, no signature and no
+    unknown field. False sends the record through `Record.validate`'s per-field checks, which normalise or
+    name the bad field; so this may say False for a valid record, never True for an invalid one.
+
+    On the dict rather than the record, so that a record built straight as a dict (the proxy's and the
+    lake's fast path) is checked by the same rules without becoming a `Record` first."""
+    if len(d) != _FIELD_COUNT:
+        return False  # a field missing, or an unknown one: the full checks say which
+    try:
+        return _plain(d)
+    except (KeyError, TypeError):  # a field missing; an unhashable status or accuracy
         return False
-    rid, ts, integration, provider, operation = r.record_id, r.timestamp, r.integration, r.provider, r.operation
+
+
+def _plain(d: dict[str, Any]) -> bool:
+    if d["schema"] != SCHEMA or d["status"] not in STATUSES or d["token_accuracy"] not in TOKEN_ACCURACIES:
+        return False
+    rid, ts, integration, provider = d["record_id"], d["timestamp"], d["integration"], d["provider"]
     if type(rid) is not str or not _UUID_RE.fullmatch(rid) or type(ts) is not str or not _is_canonical_timestamp(ts):
         return False
     if type(integration) is not str or integration not in INTEGRATIONS or type(provider) is not str or not provider:
         return False
+    operation, output_type = d["operation"], d["output_type"]
     if operation is not None and (type(operation) is not str or not operation):
         return False
-    output_type = r.output_type
     if (type(output_type) is not str and output_type is not None) or output_type not in _OUTPUT_TYPES_OR_NONE:
         return False
-    for v in _get_counts(r):
+    for v in _get_counts(d):
         if v is not None and (type(v) is not int or v < 0):
             return False
-    for v in _get_quantities(r):
+    for v in _get_quantities(d):
         if v is not None and ((type(v) is not float and type(v) is not int) or not v >= 0 or not _isfinite(v)):
             return False
-    for v in _get_optional_strings(r):
+    for v in _get_optional_strings(d):
         if v is not None and type(v) is not str:
             return False
-    if r.streamed is not None and type(r.streamed) is not bool:
+    streamed = d["streamed"]
+    if streamed is not None and type(streamed) is not bool:
         return False
-    for mapping in (r.environment, r.attributes):
+    for mapping in (d["environment"], d["attributes"]):
         if type(mapping) is not dict:
             return False
         for k, v in mapping.items():
             if type(k) is not str or type(v) is not str:
                 return False
-    trace_id, span_id = r.trace_id, r.span_id
+    trace_id, span_id = d["trace_id"], d["span_id"]
     if trace_id is not None and (type(trace_id) is not str or not _HEX32_RE.fullmatch(trace_id) or trace_id == _ZERO32):
         return False
     if span_id is not None and (type(span_id) is not str or not _HEX16_RE.fullmatch(span_id) or span_id == _ZERO16):
         return False
-    if type(r.factors) is not dict or type(r.flags) is not list:
-        return False
-    for flag in r.flags:
-        if type(flag) is not str:
-            return False
-    return r.signature is None and not r.extra  # either is rare on the write path: the full checks
+    flags = d["flags"]
+    if type(d["factors"]) is not dict or type(flags) is not list or d["signature"] is not None:
+        return False  # a signature is rare on the write path: the full checks
+    return all(type(flag) is str for flag in flags)
 
 
 _ZERO32, _ZERO16 = "0" * 32, "0" * 16

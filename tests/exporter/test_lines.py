@@ -138,3 +138,66 @@ def test_invalid_records_are_refused_before_any_signer_runs():
     for s in (None, signer, RecordSigner(RING)):
         with pytest.raises(RecordError, match="input_tokens"):
             record_line(record(input_tokens=-1), s)
+
+
+# -- records in their dict form (the proxy's path: record_fields -> fields_line, no Record in between) ------
+
+
+def test_record_fields_is_the_view_of_build_record_in_schema_order():
+    from tailpipe_ai.carbon import estimate
+    from tailpipe_ai.exporter.records import Call, build_record, estimate_call, record_fields
+    from tailpipe_ai.providers import CallInfo
+    from tailpipe_ai.semconv.record import FIELD_NAMES
+
+    info = CallInfo(response_model="gpt-4o-2024-08-06", input_tokens=120, output_tokens=30, reasoning_tokens=8)
+    call = Call("openai", "chat", "gpt-4o", "proxy", info=info, latency_ms=5.0, attributes={"team": "a"}, flags=("x",))
+    est, cost = estimate_call(call)
+    assert est is not None and estimate is not None
+    fields = record_fields(call, est, cost, "2026-11-23T10:00:00.000000Z")
+    assert tuple(fields) == FIELD_NAMES
+    record = Record(**fields)
+    assert record.view() == fields and record.validate() == record
+    assert fields["attributes"] is not call.attributes  # copied: the call's mapping may change later
+    built = build_record(call, None, None, "2026-11-23T10:00:00.000000Z")
+    assert built.energy_wh is None and built.factors == {} and built.flags == ["x"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    attributes=st.dictionaries(texts, texts, max_size=3),
+    flags=st.lists(texts, max_size=3),
+    latency=floats,
+    tokens=st.integers(0, 2**40) | st.floats(0, 1e6).map(float) | st.none(),
+)
+def test_fields_line_writes_what_record_line_writes(attributes, flags, latency, tokens):
+    from tailpipe_ai.exporter.lines import fields_line
+
+    r = record(attributes=attributes, flags=flags, latency_ms=latency, input_tokens=tokens)
+    fields = r.view()
+    before = dict(fields)
+    try:
+        expected = record_line(Record.from_dict(r.to_dict()))
+    except RecordError as exc:  # a fractional token count, a lone surrogate: refused the same way
+        with pytest.raises(RecordError) as caught:
+            fields_line(fields)
+        assert caught.value.field == exc.field
+        return
+    assert fields_line(fields) == expected  # normalised the same way (5.0 tokens -> 5) when not plain
+    assert fields == before  # the caller's dict is left as it was
+
+
+def test_fields_line_refuses_missing_unknown_and_bad_fields_by_name_and_signs():
+    from tailpipe_ai.exporter.lines import fields_line
+
+    fields = record().view()
+    with pytest.raises(RecordError) as exc:
+        fields_line({**fields, "energy_wh": math.inf})
+    assert exc.value.field == "energy_wh"
+    with pytest.raises(RecordError) as exc:
+        fields_line({k: v for k, v in fields.items() if k != "provider"})
+    assert exc.value.field == "provider"
+    extra = json.loads(fields_line({**fields, "vendor_thing": 1}))
+    assert extra["vendor_thing"] == 1  # an unknown field is kept, as records read from elsewhere keep theirs
+    signer = RecordSigner(RING)
+    assert fields_line(fields, signer) == record_line(Record(**fields), signer)
+    assert check(json.loads(fields_line(fields, signer)), RING).verdict is Verdict.OK

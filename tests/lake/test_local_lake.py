@@ -278,6 +278,23 @@ def test_concurrent_writers(tmp_path, sinks):
     assert all(len(gzip.decompress(p.read_bytes())) <= 40_000 for p in published(tmp_path))
 
 
+def test_records_as_dicts_are_written_like_records_and_bad_ones_counted(tmp_path, sinks):
+    good = [rec(i).view() for i in range(3)]
+    bad = {**rec(9).view(), "energy_wh": float("nan")}
+    normalised = {**rec(5).view(), "input_tokens": 5.0}  # not plain: goes through Record.from_dict
+    sink = sinks(tmp_path)
+    sink.write_fields([good[0], bad, good[1]])
+    sink.write_fields([])
+    sink.write_fields([normalised, good[2]])
+    assert sink.flush(timeout=5)
+    got = read_all(tmp_path)
+    expected = [good[0], good[1], normalised, good[2]]
+    assert [d["record_id"] for d in got] == [d["record_id"] for d in expected]
+    assert got[2]["input_tokens"] == 5 and type(got[2]["input_tokens"]) is int
+    assert [json_line(d) for d in good] == [json_line(d) for d in (got[0], got[1], got[3])]
+    assert sink.unencodable == 1 and sink.written == 4
+
+
 def test_unencodable_records_are_counted_and_logged_once_without_content(tmp_path, sinks, caplog):
     caplog.set_level(logging.WARNING, logger=LOGGER)
     sink = sinks(tmp_path)
