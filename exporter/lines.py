@@ -108,6 +108,8 @@ def record_line(record: Record, signer: Signer | None = None) -> bytes:
     if signer is None and not record.extra:
         data = record.view()
         if plainly_valid(data):  # the common case: one check of the dict that is then encoded
+            # `+ b"\n"` rather than orjson's OPT_APPEND_NEWLINE: the copy gives back orjson's oversized
+            # buffer at once, where keeping it (lines wait for their batch) cost 4 us more per line.
             return _fields_json(data) + b"\n"
     line = getattr(signer, "line", None)
     if line is not None:

@@ -11,6 +11,9 @@ _MISSING = object()
 
 def get(obj: Any, name: str, default: Any = None) -> Any:
     """`obj.name` for SDK objects, `obj[name]` for JSON dicts; `default` when absent or None."""
+    if type(obj) is dict:  # the proxy's and the gateway's JSON: first, as the cheapest test
+        value = obj.get(name)
+        return default if value is None else value
     if obj is None:
         return default
     if isinstance(obj, dict):
@@ -49,6 +52,8 @@ def _pydantic_without(cls: type, name: str) -> bool:
 
 def as_int(value: Any) -> int | None:
     """A token count, or None for anything that is not a non-negative whole number."""
+    if type(value) is int:
+        return value if value >= 0 else None
     if isinstance(value, bool):
         return None
     if isinstance(value, int):

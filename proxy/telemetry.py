@@ -234,7 +234,7 @@ class ProxyTelemetry:
             body = ex.body if ex.body is not None else (ex.scan.body() if ex.scan is not None else None)
             outcome = usage.interpret_body(ep, body, ex.status, ex.scan)
         info = outcome.info
-        flags = list(outcome.flags) + list(ex.extra_flags)
+        flags = [*outcome.flags, *ex.extra_flags]
         accuracy = sc.TOKEN_ACCURACY_EXACT
         if outcome.estimated:
             accuracy = sc.TOKEN_ACCURACY_ESTIMATED
@@ -267,8 +267,8 @@ class ProxyTelemetry:
             token_accuracy=accuracy,
             region=self.config.region,
             output_type=ep.output_type,
-            attributes=attribution(ex.headers),
-            flags=tuple(dict.fromkeys(flags)),
+            attributes=attribution(ex.headers) if ex.headers else {},
+            flags=tuple(dict.fromkeys(flags)) if flags else (),
         )
 
     def flush(self, timeout: float | None = 10.0) -> bool:
