@@ -44,6 +44,30 @@ class Usage:
     video_resolution: str | None = None
 
     def __post_init__(self) -> None:
+        # The common case, whole counts and one request, in one expression; anything else is checked
+        # (and normalised, or refused with the field named) field by field below.
+        i, o, t, cr, cw, rt, im = (
+            self.input_tokens,
+            self.output_tokens,
+            self.total_tokens,
+            self.cache_read_tokens,
+            self.cache_write_tokens,
+            self.reasoning_tokens,
+            self.images,
+        )
+        if (
+            (i is None or (type(i) is int and i >= 0))
+            and (o is None or (type(o) is int and o >= 0))
+            and (t is None or (type(t) is int and t >= 0))
+            and (cr is None or (type(cr) is int and cr >= 0))
+            and (cw is None or (type(cw) is int and cw >= 0))
+            and (rt is None or (type(rt) is int and rt >= 0))
+            and (im is None or (type(im) is int and im >= 0))
+            and type(self.requests) is int
+            and self.requests == 1
+            and self.video_seconds is None
+        ):
+            return
         for name in _INT_FIELDS:
             v = getattr(self, name)
             if v is None:

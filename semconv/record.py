@@ -121,23 +121,30 @@ def rfc3339_from_unix_ns(ns: int) -> str:
 _TIMESTAMP_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:[Zz]|\+00:00)", re.ASCII)
 _CANONICAL_TIMESTAMP_RE = re.compile(r"\d{4}-\d{2}-\d{2}T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{6}Z", re.ASCII)
 _valid_dates: set[str] = set()
+_valid_seconds: set[str] = set()
 
 
 def _is_canonical_timestamp(value: str) -> bool:
     """The form every writer of this package produces (``...T12:00:00.123456Z``), checked without building
-    a datetime: a regex for the time of day, and the calendar date checked once per day seen."""
+    a datetime: a regex for the date and time of day, the calendar date checked once per day seen, and
+    both once per second seen (records come in bursts of the same seconds)."""
+    if len(value) == 27 and value[:19] in _valid_seconds:
+        micro = value[20:26]
+        return value[19] == "." and value[26] == "Z" and micro.isdigit() and micro.isascii()
     if not _CANONICAL_TIMESTAMP_RE.fullmatch(value):
         return False
     day = value[:10]
-    if day in _valid_dates:
-        return True
-    try:
-        datetime(int(day[:4]), int(day[5:7]), int(day[8:10]))
-    except ValueError:
-        return False
-    if len(_valid_dates) >= 4096:
-        _valid_dates.clear()
-    _valid_dates.add(day)
+    if day not in _valid_dates:
+        try:
+            datetime(int(day[:4]), int(day[5:7]), int(day[8:10]))
+        except ValueError:
+            return False
+        if len(_valid_dates) >= 4096:
+            _valid_dates.clear()
+        _valid_dates.add(day)
+    if len(_valid_seconds) >= 4096:
+        _valid_seconds.clear()
+    _valid_seconds.add(value[:19])
     return True
 
 
@@ -637,12 +644,13 @@ def plainly_valid(d: dict[str, Any]) -> bool:
             return False
     if streamed is not None and type(streamed) is not bool:
         return False
-    for mapping in (environment, attributes):
-        if type(mapping) is not dict:
-            return False
-        for k, v in mapping.items():
-            if type(k) is not str or type(v) is not str:
-                return False
+    if type(environment) is not dict or type(attributes) is not dict:
+        return False
+    if environment or attributes:  # most records carry neither
+        for mapping in (environment, attributes):
+            for k, v in mapping.items():
+                if type(k) is not str or type(v) is not str:
+                    return False
     if trace_id is not None and (type(trace_id) is not str or not _HEX32_RE.fullmatch(trace_id) or trace_id == _ZERO32):
         return False
     if span_id is not None and (type(span_id) is not str or not _HEX16_RE.fullmatch(span_id) or span_id == _ZERO16):

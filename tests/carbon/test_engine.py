@@ -193,11 +193,20 @@ def test_unknown_region_is_a_clear_error():
         {"images": True},
         {"video_seconds": float("nan")},
         {"requests": -3},
+        {"requests": True},
+        {"cache_read_tokens": -5},
+        {"reasoning_tokens": 2**70 * -1},
     ],
 )
 def test_bad_usage_is_a_clear_error(bad):
     with pytest.raises(UsageError, match=next(iter(bad))):
         Usage(model="gpt-4o", **bad)
+
+
+def test_whole_float_counts_become_ints_and_good_usage_is_kept_as_given():
+    u = Usage(model="gpt-4o", input_tokens=5.0, output_tokens=2, cache_read_tokens=0, requests=None, video_seconds=3)
+    assert (u.input_tokens, type(u.input_tokens), u.output_tokens, u.requests, u.video_seconds) == (5, int, 2, None, 3)
+    assert Usage(input_tokens=1, output_tokens=2, reasoning_tokens=1, images=0).requests == 1
 
 
 def test_unknown_model_is_flagged_not_raised():

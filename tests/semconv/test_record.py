@@ -457,6 +457,29 @@ def test_timestamps():
         parse_rfc3339("2026-01-01T00:00:00-05:00")
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "2026-11-23T12:27:09.12001xZ",
+        "2026-11-23T12:27:09.\uff11\uff12\uff10015Z",  # fullwidth digits are digits, not ASCII ones
+        "2026-11-23T12:27:09,120015Z",
+        "2026-11-23T12:27:09.120015z",
+        "2026-11-23T12:27:09.1200150",
+        "2026-02-30T12:27:09.120015Z",
+        "2026-11-23T24:27:09.120015Z",
+    ],
+)
+def test_the_canonical_timestamp_check_refuses_after_its_second_was_seen(bad):
+    from tailpipe_ai.semconv.record import _is_canonical_timestamp
+
+    assert _is_canonical_timestamp("2026-11-23T12:27:09.120015Z")  # the second is remembered
+    assert _is_canonical_timestamp("2026-11-23T12:27:09.999999Z")
+    assert not _is_canonical_timestamp(bad)
+    if not bad.endswith("z"):  # a lower-case z is RFC 3339, only not the form we write
+        with pytest.raises(RecordError):
+            Record(integration="sdk", provider="openai", token_accuracy="exact", timestamp=bad).validate()
+
+
 def test_package_imports_only_the_standard_library():
     package_dir = schema_path().parent
     sources = sorted(package_dir.glob("*.py"))
