@@ -484,7 +484,8 @@ def estimate_input_tokens(request_body: bytes, content_encoding: str | None) -> 
 
 
 def request_body_bytes(request_body: bytes, content_encoding: str | None) -> bytes | None:
-    if not content_encoding or content_encoding.strip().lower() == "identity":
+    """The request body as sent before content coding; None when the coding is unknown or corrupt."""
+    if content_encoding is None or not content_encoding or content_encoding.strip().lower() == "identity":
         return request_body
     if content_encoding.strip().lower() in ("gzip", "x-gzip"):
         try:
