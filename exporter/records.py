@@ -16,7 +16,7 @@ from tailpipe_ai.carbon import Estimate, Usage, cost_usd, estimate
 from tailpipe_ai.providers import CallInfo
 from tailpipe_ai.semconv import Record
 from tailpipe_ai.semconv import attributes as sc
-from tailpipe_ai.semconv.record import SCHEMA, new_record_id
+from tailpipe_ai.semconv.record import FIELD_NAMES, SCHEMA, new_record_id
 
 from .memo import IdentityMemo
 
@@ -25,7 +25,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class Call:
-    """Everything known about one model call when it ends (metadata only, never content)."""
+    """Everything known about one model call when it ends (metadata only, never content).
+
+    The proxy builds it positionally (a keyword call to a class costs a dict of its keywords): a new field
+    goes last, and `tests/exporter/test_records.py` pins the order."""
 
     provider: str
     operation: str
@@ -50,20 +53,22 @@ class Call:
 
 def usage_of(call: Call) -> Usage:
     i = call.info
+    # Positional, in `Usage`'s field order (a keyword call to a class packs its 13 keywords into a dict).
     return Usage(
-        model=i.response_model or call.request_model,
-        provider=call.provider,
-        input_tokens=i.input_tokens,
-        output_tokens=i.output_tokens,
-        total_tokens=i.total_tokens,
-        cache_read_tokens=i.cache_read_tokens,
-        cache_write_tokens=i.cache_write_tokens,
-        reasoning_tokens=i.reasoning_tokens,
-        images=i.images,
-        image_size=i.image_size,
-        image_quality=i.image_quality,
-        video_seconds=i.video_seconds,
-        video_resolution=i.video_resolution,
+        i.response_model or call.request_model,  # model
+        call.provider,
+        i.input_tokens,
+        i.output_tokens,
+        i.total_tokens,
+        i.cache_read_tokens,
+        i.cache_write_tokens,
+        i.reasoning_tokens,
+        1,  # requests
+        i.images,
+        i.image_size,
+        i.image_quality,
+        i.video_seconds,
+        i.video_resolution,
     )
 
 
@@ -201,58 +206,61 @@ def record_fields(call: Call, est: Estimate | None, cost: float | None, timestam
     """The record of a call in its dict form, every field in schema order (`Record.view()` of `build_record`).
 
     The one place a call becomes a record. The proxy writes this dict straight to its lake line
-    (`lines.fields_line`) without a `Record` in between; everything else builds the `Record` from it."""
+    (`lines.fields_line`) without a `Record` in between; everything else builds the `Record` from it.
+
+    Built by copying an all-None record and storing each field: CPython builds a 41-key dict display as
+    three dicts merged key by key (measured: 25.6k instructions, against 15.4k for the copy and stores)."""
     i = call.info
     if est is not None and est.flags:
         flags = list(dict.fromkeys([*call.flags, *est.flags]))
     else:
         flags = list(dict.fromkeys(call.flags)) if call.flags else []
-    if est is None:
-        energy = energy_min = energy_max = carbon = carbon_min = carbon_max = None
-        factors: dict[str, Any] = {}
+    d = _BLANK_RECORD.copy()
+    d["record_id"] = new_record_id()
+    d["timestamp"] = timestamp
+    d["integration"] = call.integration
+    d["provider"] = call.provider
+    d["request_model"] = call.request_model
+    d["response_model"] = i.response_model
+    d["operation"] = call.operation
+    d["output_type"] = call.output_type
+    d["input_tokens"] = i.input_tokens
+    d["output_tokens"] = i.output_tokens
+    d["cache_read_tokens"] = i.cache_read_tokens
+    d["cache_write_tokens"] = i.cache_write_tokens
+    d["reasoning_tokens"] = i.reasoning_tokens
+    if i.images is not None or i.video_seconds is not None:  # media fields: None for text calls
+        d["images"] = i.images
+        d["image_size"] = i.image_size
+        d["image_quality"] = i.image_quality
+        d["video_seconds"] = i.video_seconds
+        d["video_resolution"] = i.video_resolution
+    d["latency_ms"] = call.latency_ms
+    d["ttft_ms"] = call.ttft_ms
+    d["streamed"] = call.streamed
+    d["status"] = call.status
+    d["error_type"] = call.error_type
+    d["token_accuracy"] = call.token_accuracy
+    d["region"] = call.region
+    d["environment"] = dict(call.environment) if call.environment else {}
+    d["attributes"] = dict(call.attributes) if call.attributes else {}
+    if call.trace_id is not None or call.span_id is not None:
+        d["trace_id"] = call.trace_id
+        d["span_id"] = call.span_id
+    if est is not None:
+        d["energy_wh"] = est.energy_wh
+        d["energy_wh_min"] = est.energy_wh_min
+        d["energy_wh_max"] = est.energy_wh_max
+        d["carbon_gco2e"] = est.carbon_gco2e
+        d["carbon_gco2e_min"] = est.carbon_gco2e_min
+        d["carbon_gco2e_max"] = est.carbon_gco2e_max
+        d["factors"] = compact_factors(est.factors)
     else:
-        energy, energy_min, energy_max = est.energy_wh, est.energy_wh_min, est.energy_wh_max
-        carbon, carbon_min, carbon_max = est.carbon_gco2e, est.carbon_gco2e_min, est.carbon_gco2e_max
-        factors = compact_factors(est.factors)
-    return {
-        "schema": SCHEMA,
-        "record_id": new_record_id(),
-        "timestamp": timestamp,
-        "integration": call.integration,
-        "provider": call.provider,
-        "request_model": call.request_model,
-        "response_model": i.response_model,
-        "operation": call.operation,
-        "output_type": call.output_type,
-        "input_tokens": i.input_tokens,
-        "output_tokens": i.output_tokens,
-        "cache_read_tokens": i.cache_read_tokens,
-        "cache_write_tokens": i.cache_write_tokens,
-        "reasoning_tokens": i.reasoning_tokens,
-        "images": i.images,
-        "image_size": i.image_size,
-        "image_quality": i.image_quality,
-        "video_seconds": i.video_seconds,
-        "video_resolution": i.video_resolution,
-        "latency_ms": call.latency_ms,
-        "ttft_ms": call.ttft_ms,
-        "streamed": call.streamed,
-        "status": call.status,
-        "error_type": call.error_type,
-        "token_accuracy": call.token_accuracy,
-        "region": call.region,
-        "environment": dict(call.environment) if call.environment else {},
-        "attributes": dict(call.attributes) if call.attributes else {},
-        "trace_id": call.trace_id,
-        "span_id": call.span_id,
-        "energy_wh": energy,
-        "energy_wh_min": energy_min,
-        "energy_wh_max": energy_max,
-        "carbon_gco2e": carbon,
-        "carbon_gco2e_min": carbon_min,
-        "carbon_gco2e_max": carbon_max,
-        "cost_usd": cost,
-        "factors": factors,
-        "flags": flags,
-        "signature": None,
-    }
+        d["factors"] = {}
+    d["cost_usd"] = cost
+    d["flags"] = flags
+    return d
+
+
+_BLANK_RECORD: dict[str, Any] = {**dict.fromkeys(FIELD_NAMES), "schema": SCHEMA}
+"""Every field of a record in schema order, None but the schema: what `record_fields` copies and fills."""

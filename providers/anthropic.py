@@ -64,7 +64,7 @@ def normalise(raw: dict[str, int], info: CallInfo | None = None) -> CallInfo:
 
 def parse_response(obj: Any) -> CallInfo:
     """A non-streamed Message (SDK object, ParsedMessage, or JSON dict)."""
-    info = CallInfo(response_model=_str(get(obj, "model")), response_id=_str(get(obj, "id")))
+    info = CallInfo(_str(get(obj, "model")), _str(get(obj, "id")))
     normalise(read_usage(get(obj, "usage")), info)
     info.finish_reasons = finish_reason(get(obj, "stop_reason"))
     return info
@@ -83,7 +83,7 @@ class StreamParser:
         if kind == "message_start":
             message = get(event, "message")
             self.raw = read_usage(get(message, "usage"))
-            info = CallInfo(response_model=_str(get(message, "model")), response_id=_str(get(message, "id")))
+            info = CallInfo(_str(get(message, "model")), _str(get(message, "id")))
             return normalise(self.raw, info)
         if kind == "message_delta":
             self.raw.update(read_usage(get(event, "usage")))

@@ -67,7 +67,8 @@ def as_int(value: Any) -> int | None:
 class CallInfo:
     """Usage and identifiers of one model call, normalised to GenAI semconv.
 
-    ``input_tokens`` includes cached tokens; ``output_tokens`` includes reasoning tokens.
+    ``input_tokens`` includes cached tokens; ``output_tokens`` includes reasoning tokens. Parsers build it
+    as ``CallInfo(model, id)``, positionally: a keyword call to a class costs a dict of its keywords.
     """
 
     response_model: str | None = None

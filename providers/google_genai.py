@@ -64,8 +64,8 @@ def usage(meta: Any, info: CallInfo) -> None:
 def parse_response(obj: Any) -> CallInfo:
     """A `GenerateContentResponse` (SDK object or JSON dict), whole or one stream chunk."""
     info = CallInfo(
-        response_model=_str(_field(obj, "model_version", "modelVersion")),
-        response_id=_str(_field(obj, "response_id", "responseId")),
+        _str(_field(obj, "model_version", "modelVersion")),  # response_model
+        _str(_field(obj, "response_id", "responseId")),  # response_id
     )
     usage(_field(obj, "usage_metadata", "usageMetadata"), info)
     candidates = get(obj, "candidates")

@@ -49,7 +49,7 @@ def _finish_reasons(choices: Any) -> tuple[str, ...]:
 
 def parse_response(obj: Any) -> CallInfo:
     """`ChatCompletionResponse`, FIM completion or `EmbeddingResponse` (SDK object or JSON dict)."""
-    info = CallInfo(response_model=_str(get(obj, "model")), response_id=_str(get(obj, "id")))
+    info = CallInfo(_str(get(obj, "model")), _str(get(obj, "id")))
     usage(get(obj, "usage"), info)
     info.finish_reasons = _finish_reasons(get(obj, "choices"))
     return info

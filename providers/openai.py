@@ -64,7 +64,7 @@ def _usage(usage: Any, info: CallInfo) -> None:
 def parse_response(obj: Any) -> CallInfo:
     """A non-streamed response: ChatCompletion, Completion, Response, CreateEmbeddingResponse,
     ImagesResponse (SDK object or JSON dict)."""
-    info = CallInfo(response_model=_str(get(obj, "model")), response_id=_str(get(obj, "id")))
+    info = CallInfo(_str(get(obj, "model")), _str(get(obj, "id")))
     _usage(get(obj, "usage"), info)
     choices = get(obj, "choices")
     if choices:
@@ -96,7 +96,7 @@ def parse_video(obj: Any, seconds: Any = None, size: str | None = None, *, gener
     that has already failed generated nothing. `generated_seconds` is what videos.extend adds, since its
     response describes the whole extended clip."""
     status = _str(get(obj, "status"))
-    info = CallInfo(response_model=_str(get(obj, "model")), response_id=_str(get(obj, "id")))
+    info = CallInfo(_str(get(obj, "model")), _str(get(obj, "id")))
     info.finish_reasons = (status,) if status else ()
     if status == "failed":
         info.video_seconds = 0.0
@@ -133,13 +133,13 @@ def parse_chunk(chunk: Any) -> CallInfo | None:
             return parse_response(get(chunk, "response"))
         if kind in _RESPONSE_START:  # id and model only: its status ("in_progress") is no finish reason
             response = get(chunk, "response")
-            return CallInfo(response_model=_str(get(response, "model")), response_id=_str(get(response, "id")))
+            return CallInfo(_str(get(response, "model")), _str(get(response, "id")))
         if kind in ("image_generation.completed", "image_edit.completed"):
             info = CallInfo(images=1, image_size=_str(get(chunk, "size")), image_quality=_str(get(chunk, "quality")))
             _usage(get(chunk, "usage"), info)
             return info
         return None
-    info = CallInfo(response_model=_str(get(chunk, "model")), response_id=_str(get(chunk, "id")))
+    info = CallInfo(_str(get(chunk, "model")), _str(get(chunk, "id")))
     _usage(get(chunk, "usage"), info)
     info.finish_reasons = _finish_reasons(get(chunk, "choices"))
     return info

@@ -252,23 +252,26 @@ class ProxyTelemetry:
         if ex.status >= 400 or err or ex.upstream_failed:
             status = "error"
             err = err or ex.upstream_failed or f"http_{ex.status}"
+        # Positional, in `Call`'s field order: a keyword call to a class packs its keywords into a dict
+        # (measured: 8k instructions of this call's 16 keywords, ~1% of a proxied request).
         return Call(
-            provider=PROVIDERS[ep.route],
-            operation=ep.operation,
-            request_model=model,
-            integration=self.config.integration,
-            info=info,
-            start_time_ns=ex.start_ns,
-            latency_ms=(ex.t_end - ex.t0) * 1000.0,
-            ttft_ms=(ex.ttfb - ex.t0) * 1000.0 if ex.ttfb is not None and ex.streamed else None,
-            streamed=ex.streamed,
-            status=status,
-            error_type=err,
-            token_accuracy=accuracy,
-            region=self.config.region,
-            output_type=ep.output_type,
-            attributes=attribution(ex.headers) if ex.headers else {},
-            flags=tuple(dict.fromkeys(flags)) if flags else (),
+            PROVIDERS[ep.route],  # provider
+            ep.operation,  # operation
+            model,  # request_model
+            self.config.integration,  # integration
+            info,
+            ex.start_ns,  # start_time_ns
+            (ex.t_end - ex.t0) * 1000.0,  # latency_ms
+            (ex.ttfb - ex.t0) * 1000.0 if ex.ttfb is not None and ex.streamed else None,  # ttft_ms
+            ex.streamed,
+            status,
+            err,  # error_type
+            accuracy,  # token_accuracy
+            self.config.region,
+            ep.output_type,
+            attribution(ex.headers) if ex.headers else {},  # attributes
+            {},  # environment
+            tuple(dict.fromkeys(flags)) if flags else (),  # flags
         )
 
     def flush(self, timeout: float | None = 10.0) -> bool:

@@ -407,7 +407,7 @@ def _stream_parser(ep: Endpoint):
 
 
 def interpret_stream(ep: Endpoint, scan: StreamScan, complete: bool) -> Outcome:
-    info = CallInfo()
+    info: CallInfo | None = None
     flags: list[str] = []
     err: str | None = None
     if not scan.readable:
@@ -426,8 +426,14 @@ def interpret_stream(ep: Endpoint, scan: StreamScan, complete: bool) -> Outcome:
             err = error_type(event, 200)
             continue
         parsed = parse(event)
-        if parsed is not None:
+        if parsed is None:
+            continue
+        if info is None:  # usually the only one: taken as it is (each parse returns a new CallInfo)
+            info = parsed
+        else:
             info.update(parsed)
+    if info is None:
+        info = CallInfo()
     estimated = False
     if err is None and (not complete or not info.has_usage):
         estimated = True
@@ -451,7 +457,6 @@ def interpret_body(ep: Endpoint, body: bytes | None, status: int, scan: BodyScan
         obj = None
     if status >= 400:
         return Outcome(CallInfo(), tuple(flags), error_type(obj, status))
-    info = CallInfo()
     if isinstance(obj, dict):
         if ep.route == "openai":
             info = openai_parser.parse_images(obj) if ep.kind == "images" else openai_parser.parse_response(obj)
@@ -462,7 +467,9 @@ def interpret_body(ep: Endpoint, body: bytes | None, status: int, scan: BodyScan
         else:
             parse = mistral_parser.parse_embeddings if ep.kind == "embeddings" else mistral_parser.parse_response
             info = parse(obj)
-    elif isinstance(obj, list) and ep.route == "gemini":  # streamGenerateContent without alt=sse: a JSON array
+    else:
+        info = CallInfo()
+    if isinstance(obj, list) and ep.route == "gemini":  # streamGenerateContent without alt=sse: a JSON array
         for chunk in obj:
             parsed = gemini_parser.parse_chunk(chunk) if isinstance(chunk, dict) else None
             if parsed is not None:
