@@ -167,23 +167,31 @@ def decoder_for(content_encoding: str | None) -> tuple[_Decoder | None, bool]:
     return None, False
 
 
+HOLD_FOR_COUNT = 64 * 1024  # bytes of a stream held for a count of its events that may never be needed
+
+
 class StreamScan:
     """Hot-path scanner of an SSE stream: per chunk a line-end search and a substring test per marker.
 
     Keeps the first `data:` line (model and id even when no usage comes) and the usage-bearing lines
-    (all of them, or only the last). Counts events for the estimate when the provider sends no usage.
+    (all of them, or only the last). Counts events for the estimate when the provider sends no usage:
+    lazily, since most streams report usage and counting blank lines was a third of a stream's scanning
+    (~3.5 us for 4 KB). The blocks are held, by reference, up to `HOLD_FOR_COUNT` bytes, then counted.
     """
 
     __slots__ = (
+        "_counted",
         "_decode",
         "_ends",
+        "_ends_line",
+        "_held",
+        "_held_len",
         "_keep_all",
         "_limit",
         "_markers",
         "_pending",
         "_pending_len",
         "ended",
-        "events",
         "first",
         "hits",
         "overflow",
@@ -201,8 +209,30 @@ class StreamScan:
         self._limit = limit
         self.first: bytes | None = None
         self.hits: list[bytes] = []
-        self.events = 0
+        self._held: list[bytes] = []  # blocks not yet counted
+        self._held_len = 0
+        self._counted = 0
+        self._ends_line = False  # the data counted so far ended a line
         self.overflow = False
+
+    @property
+    def events(self) -> int:
+        """Events seen so far (blank-line framed, LF or CRLF as Gemini sends them)."""
+        if self._held:
+            self._count_held()
+        return self._counted
+
+    def _count_held(self) -> None:
+        """Blank lines in the held blocks, also where one was cut between two blocks or two counts."""
+        data = b"".join(self._held)
+        self._held, self._held_len = [], 0
+        if not data:
+            return
+        blank = b"\n\n" if b"\n\n" in data else b"\n\r\n"  # LF framing, or CRLF (Gemini)
+        self._counted += data.count(blank)
+        if self._ends_line and (data[:1] == b"\n" or data[:2] == b"\r\n"):
+            self._counted += 1
+        self._ends_line = data.endswith(b"\n")
 
     def feed(self, chunk: bytes) -> None:
         if self._decode is not None:
@@ -235,7 +265,10 @@ class StreamScan:
         return block
 
     def _block(self, block: bytes) -> None:
-        self.events += block.count(b"\n\n") or block.count(b"\n\r\n")  # LF or CRLF framing (Gemini)
+        self._held.append(block)
+        self._held_len += len(block)
+        if self._held_len > HOLD_FOR_COUNT:
+            self._count_held()
         if self.first is None:
             start = block.find(b"data:")
             if start >= 0:

@@ -214,3 +214,22 @@ def test_config_file_and_env(tmp_path):
             load_config(path, env={})
     with pytest.raises(ProxyConfigError, match="does not exist"):
         load_config(tmp_path / "missing.toml", env={})
+
+
+@pytest.mark.parametrize("step", [1, 7, 100, 4096, 10**7])
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"])
+def test_events_are_counted_exactly_across_chunks_and_held_batches(monkeypatch, step, newline):
+    """A stream without usage is estimated from its events: counted lazily, in held batches (here many,
+    2 KB each), and exactly however the chunks cut the blank lines between events."""
+    monkeypatch.setattr(usage, "HOLD_FOR_COUNT", 2048)
+    n = 300
+    data = b"".join(b'data: {"id":"c","choices":[{"delta":{"content":"w%d"}}]}' % i + newline * 2 for i in range(n))
+    ep = usage.endpoint("openai", "POST", "/v1/chat/completions")
+    scan = usage.StreamScan(ep, None, 1 << 30)
+    for i in range(0, len(data), step):
+        scan.feed(data[i : i + step])
+    scan.close()
+    assert scan.events == n
+    outcome = usage.interpret_stream(ep, scan, complete=True)
+    assert outcome.estimated and outcome.info.output_tokens == n
+    assert usage.FLAG_ESTIMATED_FROM_CHUNKS in outcome.flags
