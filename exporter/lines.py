@@ -150,7 +150,7 @@ def _fields_json(data: dict[str, Any]) -> bytes:
         data["factors"] = factors
         raise unencodable(data, exc) from None
     data["factors"] = factors
-    return ensure_one_line(out)
+    return out if out.isascii() else ensure_one_line(out)  # most lines are ASCII: no call for them
 
 
 def _encode_factors(factors: Any) -> orjson.Fragment | None:

@@ -424,21 +424,19 @@ class LocalLakeSink:
                 return
             self._tick()
 
-    def _encode(self, record: Record | dict[str, Any]) -> bytes | Exception:
-        try:
-            if type(record) is dict:
-                return fields_line(record, self._signer)
-            return record_line(record, self._signer)
-        except Exception as exc:  # one bad record must not stop the others
-            return exc
-
     def _write_records(self, records: list[Record | dict[str, Any]], publish: bool = False) -> None:
         """Encode (outside the lock: the costly part) then append under the lock."""
-        encoded = [self._encode(r) for r in records]
-        lines = [e for e in encoded if type(e) is bytes]
+        signer = self._signer
+        lines: list[bytes] = []
+        errors: list[Exception] = []
+        for record in records:
+            try:
+                lines.append(fields_line(record, signer) if type(record) is dict else record_line(record, signer))
+            except Exception as exc:  # one bad record must not stop the others
+                errors.append(exc)
         with self._lock:
-            if len(lines) < len(encoded):
-                self._count_unencodable([e for e in encoded if type(e) is not bytes])
+            if errors:
+                self._count_unencodable(errors)
             if not lines:
                 return
             before = self.written

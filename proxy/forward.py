@@ -44,12 +44,14 @@ _REQUEST_DROP = HOP_BY_HOP | {"host", "content-length", "x-tailpipe-tags", "expe
 _RESPONSE_DROP = HOP_BY_HOP | {"content-length"}
 # Headers aiohttp would otherwise add on its own: the upstream gets only what the client sent.
 _SKIP_AUTO = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
-_ATTRIBUTION = (
-    "x-tailpipe-tags",
-    "user-agent",
-    "x-claude-code-session-id",
-    "x-claude-code-agent-id",
-    "x-claude-code-parent-agent-id",
+_ATTRIBUTION = frozenset(
+    {
+        "x-tailpipe-tags",
+        "user-agent",
+        "x-claude-code-session-id",
+        "x-claude-code-agent-id",
+        "x-claude-code-parent-agent-id",
+    }
 )
 READ_WHOLE_MAX = 4 * 1024 * 1024  # a non-streamed body up to this size is read, then sent in one write
 
@@ -60,6 +62,22 @@ def _drop_listed(headers, base: frozenset[str]) -> frozenset[str]:
     if not listed:
         return base
     return base | {h.strip().lower() for h in listed.split(",") if h.strip()}
+
+
+def split_headers(headers, drop: frozenset[str]) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """One pass over the request headers: those forwarded (all but `drop`), and the attribution ones kept
+    for the record (lower-case names, first value; `x-tailpipe-tags` is kept although never forwarded).
+
+    A list, not a CIMultiDict: aiohttp copies the headers into its own CIMultiDict anyway."""
+    forwarded = []
+    kept: dict[str, str] = {}
+    for name, value in headers.items():
+        low = name.lower()
+        if low in _ATTRIBUTION and low not in kept:
+            kept[low] = value
+        if low not in drop:
+            forwarded.append((name, value))
+    return forwarded, kept
 
 
 def error_response(status: int, kind: str, message: str) -> web.Response:
@@ -114,9 +132,7 @@ class Forwarder:
         method = request.method
         body = await request.read()
         in_headers = request.headers
-        drop = _drop_listed(in_headers, _REQUEST_DROP)
-        # A list, not a CIMultiDict: aiohttp copies the headers into its own CIMultiDict anyway.
-        headers = [item for item in in_headers.items() if item[0].lower() not in drop]
+        headers, kept = split_headers(in_headers, _drop_listed(in_headers, _REQUEST_DROP))
         ep = usage.endpoint(route, method, rest_path)
         exchange = None
         strip = None
@@ -128,7 +144,7 @@ class Forwarder:
                 request.path,
                 body,
                 encoding,
-                {h: in_headers[h] for h in _ATTRIBUTION if h in in_headers},
+                kept,
                 start_ns,
                 t0,
             )

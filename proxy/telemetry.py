@@ -71,7 +71,7 @@ def attribution(headers: dict[str, str]) -> dict[str, str]:
         if value and len(value) <= 128:
             attrs[name] = value
     agent = headers.get("user-agent") or ""
-    m = _CLAUDE_CLI.search(agent)
+    m = _CLAUDE_CLI.search(agent) if "claude-cli/" in agent else None  # most agents are not Claude Code
     if m:
         attrs["client"] = "claude-code"
         attrs["client.version"] = m.group(1)

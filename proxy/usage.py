@@ -276,7 +276,8 @@ class StreamScan:
                 self.first = block[start:end] if end >= 0 else block[start:]
         if not self.ended:
             for at_start, inside in self._ends:
-                if block.startswith(at_start) or inside in block:
+                # rfind: the end line is the stream's last, so it is found after a short search from the end
+                if block.startswith(at_start) or block.rfind(inside) >= 0:
                     self.ended = True
         if self._keep_all:
             self._keep_every_hit(block)
@@ -294,8 +295,8 @@ class StreamScan:
         end = len(block)
         while True:
             at = -1
-            for marker in markers:
-                found = block.rfind(marker, 0, end)
+            for marker in markers:  # a later marker only counts after the last one found: searched there
+                found = block.rfind(marker, at + 1, end)
                 if found > at:
                     at = found
             if at < 0:

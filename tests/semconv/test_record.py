@@ -443,6 +443,25 @@ def test_new_record_id():
         assert uuid.UUID(rid).version == 4
 
 
+def test_record_ids_are_the_uuids_of_their_random_bytes(monkeypatch):
+    """The batch formats each 16 random bytes as `uuid.UUID(bytes=..., version=4)` does: every byte in its
+    place, the version and variant bits set."""
+    from tailpipe_ai.semconv import record as record_module
+
+    drawn: list[bytes] = []
+
+    def urandom(n: int) -> bytes:
+        drawn.append(bytes((i * 7 + 13) % 256 for i in range(n)))
+        return drawn[-1]
+
+    monkeypatch.setattr(record_module.os, "urandom", urandom)
+    ids = record_module._id_batch()
+    (raw,) = drawn
+    assert len(ids) == len(raw) // 16 == record_module._ID_BATCH
+    for k, rid in enumerate(ids):
+        assert rid == str(uuid.UUID(bytes=raw[16 * k : 16 * k + 16], version=4)), k
+
+
 def test_timestamps():
     now = utc_now_rfc3339()
     assert now.endswith("Z")
