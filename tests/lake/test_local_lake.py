@@ -140,6 +140,46 @@ def test_both_compressors_write_gzip_readable_while_open_and_once_published(tmp_
     assert lines_of(published(tmp_path)[0]) == [r.encode() for r in records]
 
 
+def test_the_writer_compresses_gathered_lines_at_its_threshold_and_at_every_sync(tmp_path, monkeypatch):
+    """Lines wait (by reference) until enough have come to be worth a call into the compressor; a sync
+    or the end compresses whatever waits, so nothing written is ever held back from a sync flush."""
+    from tailpipe_ai.exporter import local_lake
+
+    calls: list[int] = []
+
+    class Counting:  # the real compressor, its compress calls counted
+        def __init__(self, z):
+            self.z = z
+
+        def compress(self, data):
+            calls.append(len(data))
+            return self.z.compress(data)
+
+        def flush(self, mode):
+            return self.z.flush(mode)
+
+    real = local_lake.gzip_compressor
+    monkeypatch.setattr(local_lake, "gzip_compressor", lambda level: Counting(real(level)))
+    monkeypatch.setattr(local_lake._GzipWriter, "COMPRESS_BYTES", 4096)
+    path = tmp_path / "part.gz"
+    writer = local_lake._GzipWriter(path, 3)
+    first = [b'{"n":%d}\n' % i for i in range(10)]
+    writer.write(first, sum(map(len, first)))
+    assert calls == [] and (writer.records, writer.bytes) == (10, sum(map(len, first)))
+    writer.sync()
+    assert calls == [sum(map(len, first))]
+    assert zlib.decompressobj(31).decompress(path.read_bytes()) == b"".join(first)
+    more = [uuid.uuid4().hex.encode() * 4 + b"\n" for _ in range(100)]  # 129 bytes each
+    for k in range(0, 100, 10):
+        writer.write(more[k : k + 10], sum(map(len, more[k : k + 10])))
+    assert calls[1:] == [129 * 40, 129 * 40]  # twice past 4 KB, 20 lines still waiting
+    writer.finish()
+    writer.close()
+    assert calls[1:] == [129 * 40, 129 * 40, 129 * 20]
+    assert gzip.decompress(path.read_bytes()) == b"".join(first + more)
+    assert (writer.records, writer.bytes) == (110, len(b"".join(first + more)))
+
+
 def test_rolls_by_uncompressed_size(tmp_path, sinks):
     size = len(rec().encode()) + 1
     sink = sinks(tmp_path, roll_bytes=int(size * 2.5))
