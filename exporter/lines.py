@@ -16,7 +16,7 @@ import orjson
 from tailpipe_ai.semconv import Record
 from tailpipe_ai.semconv.record import FIELD_NAMES, plainly_valid, unencodable
 
-from .memo import IdentityMemo
+from .memo import identity_memo
 
 DictSigner = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -61,7 +61,7 @@ def _walk_factors(factors: Any) -> bool:
 # decoded from elsewhere each bring their own, so the line memos stay small rather than keep thousands of
 # those alive.
 _FACTORS_MEMO_LIMIT = 1024
-_factors_non_finite = IdentityMemo(_walk_factors, limit=_FACTORS_MEMO_LIMIT)
+_factors_non_finite = identity_memo(_walk_factors, limit=_FACTORS_MEMO_LIMIT)
 
 
 def ensure_one_line(line: bytes) -> bytes:
@@ -159,4 +159,4 @@ def _encode_factors(factors: Any) -> orjson.Fragment | None:
     return orjson.Fragment(orjson.dumps(factors, option=_ORJSON_OPTIONS))
 
 
-_factors_fragment = IdentityMemo(_encode_factors, limit=_FACTORS_MEMO_LIMIT)
+_factors_fragment = identity_memo(_encode_factors, limit=_FACTORS_MEMO_LIMIT)

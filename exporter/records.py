@@ -18,7 +18,7 @@ from tailpipe_ai.semconv import Record
 from tailpipe_ai.semconv import attributes as sc
 from tailpipe_ai.semconv.record import FIELD_NAMES, SCHEMA, new_record_id
 
-from .memo import IdentityMemo
+from .memo import identity_memo
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ def _compact(value: Any) -> Any:
     return value
 
 
-_compact_once = IdentityMemo(_compact)
+_compact_once = identity_memo(_compact)
 
 
 def compact_factors(factors: Mapping[str, Any]) -> dict[str, Any]:

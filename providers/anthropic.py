@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import CallInfo, as_int, get
+from .base import CallInfo, as_int, get, reader
 
 # Anthropic stop reasons mapped to the common GenAI finish reasons (as the official OTel instrumentation
 # does); a reason not listed is reported as the provider sent it.
@@ -40,12 +40,13 @@ def read_usage(usage: Any) -> dict[str, int]:
     """The raw counts present (and well-formed) in one ``usage`` object; malformed values are left out."""
     if usage is None or isinstance(usage, (str, bytes, int, float, list)):
         return {}
+    field = reader(usage)
     raw = {
-        "input": as_int(get(usage, "input_tokens")),
-        "cache_read": as_int(get(usage, "cache_read_input_tokens")),
-        "cache_write": as_int(get(usage, "cache_creation_input_tokens")),
-        "output": as_int(get(usage, "output_tokens")),
-        "thinking": as_int(get(get(usage, "output_tokens_details"), "thinking_tokens")),
+        "input": as_int(field("input_tokens")),
+        "cache_read": as_int(field("cache_read_input_tokens")),
+        "cache_write": as_int(field("cache_creation_input_tokens")),
+        "output": as_int(field("output_tokens")),
+        "thinking": as_int(get(field("output_tokens_details"), "thinking_tokens")),
     }
     return {k: v for k, v in raw.items() if v is not None}
 
@@ -64,9 +65,10 @@ def normalise(raw: dict[str, int], info: CallInfo | None = None) -> CallInfo:
 
 def parse_response(obj: Any) -> CallInfo:
     """A non-streamed Message (SDK object, ParsedMessage, or JSON dict)."""
-    info = CallInfo(_str(get(obj, "model")), _str(get(obj, "id")))
-    normalise(read_usage(get(obj, "usage")), info)
-    info.finish_reasons = finish_reason(get(obj, "stop_reason"))
+    field = reader(obj)
+    info = CallInfo(_str(field("model")), _str(field("id")))
+    normalise(read_usage(field("usage")), info)
+    info.finish_reasons = finish_reason(field("stop_reason"))
     return info
 
 
@@ -81,9 +83,9 @@ class StreamParser:
     def __call__(self, event: Any) -> CallInfo | None:
         kind = get(event, "type")
         if kind == "message_start":
-            message = get(event, "message")
-            self.raw = read_usage(get(message, "usage"))
-            info = CallInfo(_str(get(message, "model")), _str(get(message, "id")))
+            field = reader(get(event, "message"))
+            self.raw = read_usage(field("usage"))
+            info = CallInfo(_str(field("model")), _str(field("id")))
             return normalise(self.raw, info)
         if kind == "message_delta":
             self.raw.update(read_usage(get(event, "usage")))

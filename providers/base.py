@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -31,6 +32,15 @@ def get(obj: Any, name: str, default: Any = None) -> Any:
             if value is _MISSING:
                 return default
     return default if value is None else value
+
+
+def reader(obj: Any) -> Callable[[str], Any]:
+    """`get` bound to `obj`: reads its fields by name, None when absent or None. For a JSON dict it is the
+    dict's own `get`, C code at a quarter of the cost of a `get` call, so parsers that read several fields
+    of one object take a reader for it (the proxy's and the gateway's JSON)."""
+    if type(obj) is dict:
+        return obj.get
+    return functools.partial(get, obj)
 
 
 def _pydantic_miss(obj: Any, name: str) -> bool:

@@ -11,7 +11,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from .base import CallInfo, as_int, get
+from .base import CallInfo, as_int, get, reader
 
 # Responses API stream events that carry the whole `response` object (the last three end the stream).
 _RESPONSE_START = ("response.created", "response.queued", "response.in_progress")
@@ -43,35 +43,41 @@ def _usage(usage: Any, info: CallInfo) -> None:
     """
     if usage is None:
         return
-    raw_in = get(usage, "prompt_tokens")
+    field = reader(usage)
+    raw_in = field("prompt_tokens")
     in_key, out_key, in_details, out_details = _CHAT_USAGE_KEYS if raw_in is not None else _RESPONSES_USAGE_KEYS
     if raw_in is None:
-        raw_in = get(usage, in_key)
-    raw_out = get(usage, out_key)
-    details_in, details_out = get(usage, in_details), get(usage, out_details)
+        raw_in = field(in_key)
+    raw_out = field(out_key)
     inp, out = as_int(raw_in), as_int(raw_out)
     if (raw_in is not None and inp is None) or (raw_out is not None and out is None):
         return  # malformed: unexpected types or negative counts
     if inp is None and out is None:  # only the sum is known (nothing OpenAI itself sends, but compatibles do)
-        info.total_tokens = as_int(get(usage, "total_tokens"))
+        info.total_tokens = as_int(field("total_tokens"))
     info.input_tokens = inp
     info.output_tokens = out
-    info.cache_read_tokens = as_int(get(details_in, "cached_tokens"))
-    info.cache_write_tokens = as_int(get(details_in, "cache_write_tokens"))
-    info.reasoning_tokens = as_int(get(details_out, "reasoning_tokens"))
+    details = field(in_details)
+    if details is not None:
+        detail = reader(details)
+        info.cache_read_tokens = as_int(detail("cached_tokens"))
+        info.cache_write_tokens = as_int(detail("cache_write_tokens"))
+    details = field(out_details)
+    if details is not None:
+        info.reasoning_tokens = as_int(get(details, "reasoning_tokens"))
 
 
 def parse_response(obj: Any) -> CallInfo:
     """A non-streamed response: ChatCompletion, Completion, Response, CreateEmbeddingResponse,
     ImagesResponse (SDK object or JSON dict)."""
-    info = CallInfo(_str(get(obj, "model")), _str(get(obj, "id")))
-    _usage(get(obj, "usage"), info)
-    choices = get(obj, "choices")
+    field = reader(obj)
+    info = CallInfo(_str(field("model")), _str(field("id")))
+    _usage(field("usage"), info)
+    choices = field("choices")
     if choices:
         info.finish_reasons = _finish_reasons(choices)
     else:
-        status = get(obj, "status")  # Responses API: completed | incomplete | failed | ...
-        reason = _str(get(get(obj, "incomplete_details"), "reason"))
+        status = field("status")  # Responses API: completed | incomplete | failed | ...
+        reason = _str(get(field("incomplete_details"), "reason"))
         if isinstance(status, str):
             info.finish_reasons = (reason or status,) if status == "incomplete" else (status,)
     return info
@@ -139,9 +145,10 @@ def parse_chunk(chunk: Any) -> CallInfo | None:
             _usage(get(chunk, "usage"), info)
             return info
         return None
-    info = CallInfo(_str(get(chunk, "model")), _str(get(chunk, "id")))
-    _usage(get(chunk, "usage"), info)
-    info.finish_reasons = _finish_reasons(get(chunk, "choices"))
+    field = reader(chunk)
+    info = CallInfo(_str(field("model")), _str(field("id")))
+    _usage(field("usage"), info)
+    info.finish_reasons = _finish_reasons(field("choices"))
     return info
 
 

@@ -541,7 +541,7 @@ def request_model(ep: Endpoint, request_body: bytes, content_encoding: str | Non
     telemetry thread; only the two top-level fields are kept."""
     if ep.model_in_path is not None:
         return ep.model_in_path, ep.stream_in_path
-    body = request_body_bytes(request_body, content_encoding)
+    body = request_body if content_encoding is None else request_body_bytes(request_body, content_encoding)
     try:
         obj = orjson.loads(body) if body else None
     except ValueError:

@@ -125,7 +125,7 @@ def rfc3339_from_unix_ns(ns: int) -> str:
         if len(_second_prefixes) >= 4096:
             _second_prefixes.clear()
         _second_prefixes[seconds] = prefix
-    return f"{prefix}.{rest // 1000:06d}Z"
+    return "%s.%06dZ" % (prefix, rest // 1000)  # noqa: UP031 - a third faster than the f-string's format spec
 
 
 _TIMESTAMP_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:[Zz]|\+00:00)", re.ASCII)

@@ -50,3 +50,21 @@ def test_sdk_chunk_without_type_and_dicts():
     assert get(chunk, "type") is None and get(chunk, "model") == "gpt-4o-mini"
     assert get({"type": "t", "none": None}, "type") == "t" and get({"none": None}, "none", 0) == 0
     assert get(None, "x", 1) == 1
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"model": "m", "empty": None, "type": "t"},
+        Loose(model="m", type="extra-type"),
+        Plain(),
+        None,
+    ],
+    ids=["json", "pydantic", "plain", "none"],
+)
+def test_a_reader_reads_every_name_as_get_does(obj):
+    from tailpipe_ai.providers.base import reader
+
+    field = reader(obj)
+    for name in ("model", "shout", "type", "missing", "empty"):
+        assert field(name) == get(obj, name), name
