@@ -17,12 +17,20 @@ from __future__ import annotations
 
 import gzip
 import re
+import threading
 import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import orjson
+
+try:
+    # Lazy parsing: a request's top-level fields read without building its messages. Claude Code sends
+    # 20-300 KB a request: 85 KB took 17 us against 88 us for orjson's whole parse (1.4 KB: 0.5 against 1.7).
+    import simdjson
+except ImportError:  # pragma: no cover - a platform without a pysimdjson wheel: orjson reads the whole body
+    simdjson = None
 
 from tailpipe_ai.providers import anthropic as anthropic_parser
 from tailpipe_ai.providers import google_genai as gemini_parser
@@ -538,15 +546,45 @@ def request_body_bytes(request_body: bytes, content_encoding: str | None) -> byt
 
 def request_model(ep: Endpoint, request_body: bytes, content_encoding: str | None) -> tuple[str | None, bool]:
     """(model, stream) the request asked for: from the path (Gemini) or the JSON body. Runs on the
-    telemetry thread; only the two top-level fields are kept."""
+    telemetry thread; only the top-level fields are read."""
     if ep.model_in_path is not None:
         return ep.model_in_path, ep.stream_in_path
     body = request_body if content_encoding is None else request_body_bytes(request_body, content_encoding)
-    try:
-        obj = orjson.loads(body) if body else None
-    except ValueError:
+    fields = _request_fields(body) if body else None
+    if fields is None:
         return None, False
-    if not isinstance(obj, dict):
-        return None, False
-    model = obj.get("model") or obj.get("agent_id")
-    return (model if isinstance(model, str) and len(model) <= 256 else None), obj.get("stream") is True
+    model, agent_id, stream = fields
+    model = model or agent_id
+    return (model if model is not None and len(model) <= 256 else None), stream
+
+
+_parsers = threading.local()  # a simdjson parser is not shared between threads (Lambda records on a pool)
+PARSER_KEEP_BYTES = 4 * 1024 * 1024  # a parser keeps buffers the size of its largest body: bigger ones get their own
+# Below this orjson's whole parse is within 0.3 us of simdjson's (and under valgrind a quarter of its count).
+LAZY_MIN_BYTES = 1024
+
+
+def _request_fields(body: bytes) -> tuple[str | None, str | None, bool] | None:
+    """`model`, `agent_id` (Mistral agents; None unless strings) and whether `stream` is true, of a JSON
+    object; None when the body is not one."""
+    if simdjson is None or len(body) < LAZY_MIN_BYTES:
+        try:
+            doc = orjson.loads(body)
+        except ValueError:
+            return None
+        if not isinstance(doc, dict):
+            return None
+    else:
+        parser = getattr(_parsers, "parser", None) if len(body) <= PARSER_KEEP_BYTES else simdjson.Parser()
+        if parser is None:
+            parser = _parsers.parser = simdjson.Parser()
+        try:
+            doc = parser.parse(body)
+        except ValueError:  # not JSON, or not UTF-8 (a UnicodeDecodeError)
+            return None
+        if not isinstance(doc, simdjson.Object):
+            return None
+    # Only strings and a bool leave: nested values are views into the parser's buffer, and one kept alive
+    # would make the parser refuse its next body.
+    model, agent_id, stream = doc.get("model"), doc.get("agent_id"), doc.get("stream")
+    return model if type(model) is str else None, agent_id if type(agent_id) is str else None, stream is True

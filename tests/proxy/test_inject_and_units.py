@@ -233,3 +233,55 @@ def test_events_are_counted_exactly_across_chunks_and_held_batches(monkeypatch, 
     outcome = usage.interpret_stream(ep, scan, complete=True)
     assert outcome.estimated and outcome.info.output_tokens == n
     assert usage.FLAG_ESTIMATED_FROM_CHUNKS in outcome.flags
+
+
+_CLAUDE_CODE_BODY = json.dumps(
+    {
+        "max_tokens": 32000,
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": 'use "model": "gpt-x" here ' * 40}]},
+            {"role": "assistant", "content": [{"type": "tool_use", "input": {"model": "nested-1"}}]},
+        ]
+        * 100,
+        "model": "claude-sonnet-4-5",
+        "stream": True,
+        "tools": [{"name": "t", "input_schema": {"properties": {"model": {"type": "string"}}}}],
+        "metadata": {"model": "nested-2"},
+    }
+).encode()
+
+
+@pytest.mark.parametrize("lazy", [True, False], ids=["simdjson", "orjson"])
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"model":"gpt-4o","stream":true}', ("gpt-4o", True)),
+        (_CLAUDE_CODE_BODY, ("claude-sonnet-4-5", True)),  # nested "model" keys before and after it
+        (b'{"agent_id":"ag-1","stream":false}', ("ag-1", False)),
+        (b'{"model":{"a":1},"stream":"yes"}', (None, False)),  # a view into the parser is never kept
+        (b'{"model":"gpt-4o"}', ("gpt-4o", False)),  # the parser still works after the case above
+        (b'[{"model":"x"}]', (None, False)),
+        (b"not json", (None, False)),
+        (b'\xff{"model":"x"}', (None, False)),
+        (b'{"model":"' + b"x" * 300 + b'"}', (None, False)),
+        (b"", (None, False)),
+    ],
+)
+def test_request_model_reads_only_the_top_level_fields(monkeypatch, lazy, body, expected):
+    if lazy:
+        monkeypatch.setattr(usage, "LAZY_MIN_BYTES", 0)  # every body through simdjson
+    else:
+        monkeypatch.setattr(usage, "simdjson", None)
+    ep = usage.endpoint("openai", "POST", "/v1/chat/completions")
+    assert usage.request_model(ep, body, None) == expected
+    assert usage.request_model(ep, gzip.compress(body), "gzip") == expected
+
+
+def test_a_body_past_the_kept_parser_size_gets_a_parser_of_its_own(monkeypatch):
+    monkeypatch.setattr(usage, "PARSER_KEEP_BYTES", 1000)
+    monkeypatch.setattr(usage, "LAZY_MIN_BYTES", 0)
+    ep = usage.endpoint("anthropic", "POST", "/v1/messages")
+    assert usage.request_model(ep, b'{"model":"small"}', None) == ("small", False)
+    kept = usage._parsers.parser
+    assert usage.request_model(ep, _CLAUDE_CODE_BODY, None) == ("claude-sonnet-4-5", True)
+    assert usage._parsers.parser is kept  # the big body's buffers went with its own parser
