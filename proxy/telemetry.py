@@ -65,7 +65,8 @@ def parse_tags(header: str | None) -> dict[str, str]:
 
 def attribution(headers: dict[str, str]) -> dict[str, str]:
     """Attribution attributes from the request headers we kept (lower-case names)."""
-    attrs = parse_tags(headers.get("x-tailpipe-tags"))
+    tags = headers.get("x-tailpipe-tags")
+    attrs = parse_tags(tags) if tags else {}
     for header, name in _CLAUDE_CODE_HEADERS:
         value = headers.get(header)
         if value and len(value) <= 128:

@@ -523,7 +523,7 @@ def interpret_body(ep: Endpoint, body: bytes | None, status: int, scan: BodyScan
         if body and ep.output_type == sc.OUTPUT_TYPE_TEXT:
             info.output_tokens = len(body) // BYTES_PER_TOKEN
             flags.append(FLAG_ESTIMATED_FROM_SIZE)
-    return Outcome(info, tuple(flags), None, estimated)
+    return Outcome(info, tuple(flags) if flags else (), None, estimated)
 
 
 def estimate_input_tokens(request_body: bytes, content_encoding: str | None) -> int | None:
