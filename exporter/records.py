@@ -254,7 +254,7 @@ def record_fields(call: Call, est: Estimate | None, cost: float | None, timestam
         d["carbon_gco2e"] = est.carbon_gco2e
         d["carbon_gco2e_min"] = est.carbon_gco2e_min
         d["carbon_gco2e_max"] = est.carbon_gco2e_max
-        d["factors"] = _compact_once(est.factors)  # compact_factors, without its call
+        d["factors"] = compact_factors(est.factors)
     else:
         d["factors"] = {}
     d["cost_usd"] = cost

@@ -65,8 +65,7 @@ def parse_tags(header: str | None) -> dict[str, str]:
 
 def attribution(headers: dict[str, str]) -> dict[str, str]:
     """Attribution attributes from the request headers we kept (lower-case names)."""
-    tags = headers.get("x-tailpipe-tags")
-    attrs = parse_tags(tags) if tags else {}
+    attrs = parse_tags(headers.get("x-tailpipe-tags"))
     for header, name in _CLAUDE_CODE_HEADERS:
         value = headers.get(header)
         if value and len(value) <= 128:

@@ -523,7 +523,7 @@ def interpret_body(ep: Endpoint, body: bytes | None, status: int, scan: BodyScan
         if body and ep.output_type == sc.OUTPUT_TYPE_TEXT:
             info.output_tokens = len(body) // BYTES_PER_TOKEN
             flags.append(FLAG_ESTIMATED_FROM_SIZE)
-    return Outcome(info, tuple(flags) if flags else (), None, estimated)
+    return Outcome(info, tuple(flags), None, estimated)
 
 
 def estimate_input_tokens(request_body: bytes, content_encoding: str | None) -> int | None:
@@ -534,7 +534,7 @@ def estimate_input_tokens(request_body: bytes, content_encoding: str | None) -> 
 
 def request_body_bytes(request_body: bytes, content_encoding: str | None) -> bytes | None:
     """The request body as sent before content coding; None when the coding is unknown or corrupt."""
-    if content_encoding is None or not content_encoding or content_encoding.strip().lower() == "identity":
+    if not content_encoding or content_encoding.strip().lower() == "identity":
         return request_body
     if content_encoding.strip().lower() in ("gzip", "x-gzip"):
         try:
@@ -549,7 +549,7 @@ def request_model(ep: Endpoint, request_body: bytes, content_encoding: str | Non
     telemetry thread; only the top-level fields are read."""
     if ep.model_in_path is not None:
         return ep.model_in_path, ep.stream_in_path
-    body = request_body if content_encoding is None else request_body_bytes(request_body, content_encoding)
+    body = request_body_bytes(request_body, content_encoding)
     fields = _request_fields(body) if body else None
     if fields is None:
         return None, False
