@@ -753,13 +753,13 @@ def components(chunks: int, n: int) -> list[dict[str, Any]]:
         handle.finish(info)
         call = handle.call
         est, cost = estimate_call(call)
-        add("  estimate_call (usage_of + estimate + cost_usd)", per_call_us(lambda: estimate_call(call), n))
-        add("    usage_of (Call -> Usage)", per_call_us(lambda: usage_of(call), n))
+        add("  estimate_call (cached plan and price, from the counts)", per_call_us(lambda: estimate_call(call), n))
         from tailpipe_ai.carbon import cost_usd, estimate
 
         usage = usage_of(call)
-        add("    carbon.estimate", per_call_us(lambda: estimate(usage, region=call.region), n))
-        add("    cost_usd (genai-prices rates, cached)", per_call_us(lambda: cost_usd(usage, call.provider), n))
+        add("    for comparison: usage_of (Call -> Usage)", per_call_us(lambda: usage_of(call), n))
+        add("    for comparison: carbon.estimate(Usage)", per_call_us(lambda: estimate(usage, region=call.region), n))
+        add("    for comparison: cost_usd(Usage)", per_call_us(lambda: cost_usd(usage, call.provider), n))
         span_attrs = span_attributes(call, est, cost)
         add("  span_attributes (build dict)", per_call_us(lambda: span_attributes(call, est, cost), n))
 

@@ -116,7 +116,7 @@ def _figure_for(ds: Datasets, match: ModelMatch) -> tuple[Figure, dict[str, Any]
     return g.figure, info
 
 
-class _Plan:
+class Plan:
     """Everything about an estimate except the counts; built once per (model, region, method, overrides)."""
 
     __slots__ = (
@@ -253,13 +253,26 @@ class _Plan:
             self.shape_factors = None
 
     def apply(self, usage: Usage) -> Estimate:
-        i, o = usage.input_tokens, usage.output_tokens
-        t = (usage.total_tokens or 0) if i is None and o is None else (i or 0) + (o or 0)  # Usage.text_tokens
+        """The estimate of a checked `Usage`."""
+        media = usage if usage.images or usage.video_seconds else None
+        return self.apply_counts(usage.input_tokens, usage.output_tokens, usage.total_tokens, usage.requests, media)
+
+    def apply_counts(
+        self,
+        i: int | None,
+        o: int | None,
+        total: int | None = None,
+        requests: int | None = 1,
+        media: Usage | None = None,
+    ) -> Estimate:
+        """The estimate of counts already checked (`usage.plain_counts`, or a `Usage`): what `apply` does,
+        without a `Usage` for a text call. `media`: the usage whose images and video seconds add energy."""
+        t = (total or 0) if i is None and o is None else (i or 0) + (o or 0)  # Usage.text_tokens
         flags = self.flags
         if self.method == "shape" and self.shape is not None and (i is not None or o is not None):
             i = i or 0
             o = o or 0
-            r = usage.requests
+            r = requests
             if r is None:  # e.g. a billing line: the per-request term cannot be counted
                 r = 0
                 flags = (*flags, "requests_unknown")
@@ -275,8 +288,8 @@ class _Plan:
         else:
             e, lo, hi = t * self.flat, t * self.flat_min, t * self.flat_max
             method, factors = "flat", self.fallback_factors
-        if usage.images or usage.video_seconds:
-            e_media, factors, media_flags = _media(usage, factors)  # type: ignore[arg-type]
+        if media is not None:
+            e_media, factors, media_flags = _media(media, factors)  # type: ignore[arg-type]
             e += e_media
             lo += e_media
             hi += e_media
@@ -373,7 +386,7 @@ def _media(usage: Usage, factors: Mapping[str, Any]) -> tuple[float, Mapping[str
 
 
 _media_bases: dict[tuple, Mapping[str, Any]] = {}
-_plans: dict[tuple, _Plan] = {}
+_plans: dict[tuple, Plan] = {}
 _MAX_PLANS = 20_000
 
 
@@ -409,9 +422,23 @@ def estimate(
     """
     if not isinstance(usage, Usage):
         raise UsageError(f"estimate() takes a Usage, got {type(usage).__name__}")
+    return plan_for(usage.model, region, method, overrides, config).apply(usage)
+
+
+def plan_for(
+    model: str | None,
+    region: str | None = None,
+    method: str | None = None,
+    overrides: Overrides | Mapping[str, Any] | None = None,
+    config: Config | None = None,
+) -> Plan:
+    """Everything of an estimate but the counts, for `model` (arguments as `estimate`'s); cached.
+
+    `estimate(usage)` is `plan_for(usage.model, ...).apply(usage)`; a caller holding checked counts and no
+    `Usage` (every integration's `records.estimate_call`) calls `apply_counts` on the plan."""
     cfg = config if config is not None else get_config()
     key = (
-        usage.model,
+        model,
         region,
         method,
         overrides if overrides is None or isinstance(overrides, Overrides) else tuple(sorted(overrides.items())),
@@ -424,8 +451,8 @@ def estimate(
         if m not in METHODS:  # pragma: no cover - validated by Config
             m = "shape"
         forced = ov.merged_over(cfg.forced) if cfg.forced else ov
-        plan = _Plan(load(), resolve_model(usage.model, cfg), resolve_region(region, cfg), m, forced, cfg)
+        plan = Plan(load(), resolve_model(model, cfg), resolve_region(region, cfg), m, forced, cfg)
         if len(_plans) >= _MAX_PLANS:
             clear_cache()
         _plans[key] = plan
-    return plan.apply(usage)
+    return plan

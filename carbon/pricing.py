@@ -94,16 +94,35 @@ def _price_plan(model: str, provider_id: str | None) -> tuple[str, str | None, t
 
 def cost_usd(usage: Usage, provider: str | None = None) -> float | None:
     """USD cost of `usage`, or None when the model (or the price library) is unknown."""
+    return cost_of(
+        usage.model,
+        provider or usage.provider,
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cache_read_tokens,
+        usage.cache_write_tokens,
+    )
+
+
+def cost_of(
+    model: str | None,
+    provider: str | None,
+    input_tokens: int | None,
+    output_tokens: int | None,
+    cache_read_tokens: int | None = None,
+    cache_write_tokens: int | None = None,
+) -> float | None:
+    """`cost_usd` from the counts (checked, as a `Usage` holds them): for callers that have no `Usage`."""
     lib = _lib()
-    if lib is None or not usage.model:
+    if lib is None or not model:
         return None
-    if usage.input_tokens is None and usage.output_tokens is None:
+    if input_tokens is None and output_tokens is None:
         return None  # prices differ per token kind: a bare total cannot be priced honestly
-    provider_id = _PROVIDERS.get((provider or usage.provider or "").lower())
-    inp, out = usage.input_tokens or 0, usage.output_tokens or 0
-    cr, cw = usage.cache_read_tokens or 0, usage.cache_write_tokens or 0
+    provider_id = _PROVIDERS.get(provider.lower()) if provider else None
+    inp, out = input_tokens or 0, output_tokens or 0
+    cr, cw = cache_read_tokens or 0, cache_write_tokens or 0
     try:
-        plan = _price_plan(usage.model, provider_id)
+        plan = _price_plan(model, provider_id)
         if plan is None:
             return None
         model_ref, prov, rates = plan
@@ -111,7 +130,7 @@ def cost_usd(usage: Usage, provider: str | None = None) -> float | None:
             counts = lib.Usage(input_tokens=inp, output_tokens=out, cache_read_tokens=cr, cache_write_tokens=cw)
             return float(lib.calc_price(counts, model_ref=model_ref, provider_id=prov).total_price)
     except Exception as exc:  # the price library must never break a caller
-        log.debug("genai-prices failed for model %r: %s", usage.model, type(exc).__name__)
+        log.debug("genai-prices failed for model %r: %s", model, type(exc).__name__)
         return None
     p_in, p_out, p_read, p_write = rates
     return max(inp - cr - cw, 0) * p_in + cr * p_read + cw * p_write + out * p_out

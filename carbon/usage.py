@@ -18,6 +18,22 @@ _INT_FIELDS = (
 )
 
 
+def plain_counts(
+    i: object, o: object, t: object, cr: object, cw: object, rt: object, im: object
+) -> bool:
+    """True when the input, output, total, cache read, cache write, reasoning and image counts are each
+    None or an int >= 0: what a `Usage` takes as given. False leaves it to `Usage` to normalise or refuse."""
+    return (
+        (i is None or (type(i) is int and i >= 0))
+        and (o is None or (type(o) is int and o >= 0))
+        and (t is None or (type(t) is int and t >= 0))
+        and (cr is None or (type(cr) is int and cr >= 0))
+        and (cw is None or (type(cw) is int and cw >= 0))
+        and (rt is None or (type(rt) is int and rt >= 0))
+        and (im is None or (type(im) is int and im >= 0))
+    )
+
+
 @dataclass(slots=True)
 class Usage:
     """Token, image and video counts of one call (or an aggregate such as a billing line).
@@ -44,25 +60,18 @@ class Usage:
     video_resolution: str | None = None
 
     def __post_init__(self) -> None:
-        # The common case, whole counts and one request, in one expression; anything else is checked
-        # (and normalised, or refused with the field named) field by field below.
-        i, o, t, cr, cw, rt, im = (
-            self.input_tokens,
-            self.output_tokens,
-            self.total_tokens,
-            self.cache_read_tokens,
-            self.cache_write_tokens,
-            self.reasoning_tokens,
-            self.images,
-        )
+        # The common case, whole counts and one request, in one test; anything else is checked (and
+        # normalised, or refused with the field named) field by field below.
         if (
-            (i is None or (type(i) is int and i >= 0))
-            and (o is None or (type(o) is int and o >= 0))
-            and (t is None or (type(t) is int and t >= 0))
-            and (cr is None or (type(cr) is int and cr >= 0))
-            and (cw is None or (type(cw) is int and cw >= 0))
-            and (rt is None or (type(rt) is int and rt >= 0))
-            and (im is None or (type(im) is int and im >= 0))
+            plain_counts(
+                self.input_tokens,
+                self.output_tokens,
+                self.total_tokens,
+                self.cache_read_tokens,
+                self.cache_write_tokens,
+                self.reasoning_tokens,
+                self.images,
+            )
             and type(self.requests) is int
             and self.requests == 1
             and self.video_seconds is None

@@ -97,3 +97,51 @@ def test_the_proxy_builds_its_call_field_by_field():
     assert (call.attributes, call.environment) == ({"team": "search"}, {})
     assert call.info.input_tokens == 7 and "extra" in call.flags and "stream_incomplete" in call.flags
     assert (call.trace_id, call.span_id) == (None, None)
+
+
+def _by_usage(call: Call, aggregate: bool = False):
+    """What `estimate_call` gives through a `Usage` (its path for anything but plain text counts)."""
+    from tailpipe_ai.carbon import cost_usd, estimate
+
+    usage = usage_of(call)
+    energy_usage = dataclasses.replace(usage, requests=None) if aggregate else usage
+    return estimate(energy_usage, region=call.region), cost_usd(usage, call.provider)
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "counts", "region"),
+    [
+        ("openai", "gpt-4o-2024-08-06", {"input_tokens": 1200, "output_tokens": 300, "cache_read_tokens": 1024}, None),
+        ("openai", "gpt-4o", {"input_tokens": 10, "output_tokens": 0, "reasoning_tokens": 0}, "aws:eu-central-1"),
+        ("anthropic", "claude-sonnet-4", {"input_tokens": 5, "output_tokens": 7, "cache_write_tokens": 3}, "DE"),
+        ("openai", "gpt-4o", {"total_tokens": 900}, None),  # only the sum: flat, and no cost
+        ("openai", "gpt-4o", {}, None),  # no usage at all
+        ("mistral_ai", "a-model-nobody-knows", {"input_tokens": 40, "output_tokens": 2}, None),  # class fallback
+        ("gcp.gemini", "gemini-2.5-flash", {"input_tokens": 0, "output_tokens": 0}, None),
+    ],
+)
+def test_a_text_call_is_estimated_and_priced_from_its_counts_as_through_a_usage(provider, model, counts, region):
+    info = CallInfo(response_model=model, **counts)
+    call = Call(provider, "chat", model, "proxy", info=info, region=region)
+    est, cost = estimate_call(call)
+    want_est, want_cost = _by_usage(call)
+    assert est == want_est  # every figure, the method, the flags and the very factors object of the plan
+    assert cost == want_cost
+
+
+def test_calls_off_the_plain_path_still_go_through_a_usage():
+    # Counts a Usage normalises (a float of a whole number) or refuses (negative) keep their old outcome.
+    floats = Call("openai", "chat", "gpt-4o", "sdk", info=CallInfo(input_tokens=10.0, output_tokens=4))  # type: ignore[arg-type]
+    est, cost = estimate_call(floats)
+    assert est is not None and est == _by_usage(floats)[0] and cost == _by_usage(floats)[1]
+    negative = Call("openai", "chat", "gpt-4o", "sdk", info=CallInfo(input_tokens=-1, output_tokens=4))
+    assert estimate_call(negative) == (None, None)
+    as_bool = Call("openai", "chat", "gpt-4o", "sdk", info=CallInfo(input_tokens=True, output_tokens=4))  # type: ignore[arg-type]
+    assert estimate_call(as_bool) == (None, None)
+    # An aggregate (Claude Code's metrics) charges no per-request energy; the plain path never takes it.
+    summed = Call("anthropic", "chat", "claude-sonnet-4", "gateway", info=CallInfo(input_tokens=9, output_tokens=9))
+    est, _ = estimate_call(summed, aggregate=True)
+    assert est == _by_usage(summed, aggregate=True)[0] and est != estimate_call(summed)[0]
+    # An unknown region is refused the same way on both paths.
+    lost = Call("openai", "chat", "gpt-4o", "sdk", info=CallInfo(input_tokens=1, output_tokens=1), region="mars:1")
+    assert estimate_call(lost) == (None, None)
