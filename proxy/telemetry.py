@@ -4,8 +4,8 @@ The handler hands an `Exchange` (timings, status, the scanner's few kept lines) 
 after the last byte went to the client; a background thread decodes usage, estimates energy and carbon
 with the shared record builder (`exporter.records`), writes the record to the sink and logs one access
 line (method, path without query, status, duration, model, tokens: never headers, keys or bodies).
-Records stay in their dict form (`record_fields`) when the sink takes them so (the lake: `write_fields`);
-other sinks get `Record` objects built from it.
+Records stay in their dict form (`record_fields`) when the sink takes them so (the lake: `write_fields`,
+encoded and written on this same thread); other sinks get `Record` objects built from it.
 """
 
 from __future__ import annotations
@@ -183,8 +183,9 @@ class ProxyTelemetry:
             time.sleep(self.batch_seconds)  # let the next calls gather: one wake-up per batch, not per call
 
     def _write(self, records: list[dict[str, Any]]) -> None:
-        """A batch to the sink in one call: as dicts when it takes them (the lake sink: no `Record` objects,
-        one queue operation), else as records, in one call when it takes batches."""
+        """A batch to the sink in one call: as dicts when it takes them (the lake sink, which encodes and
+        writes them in this thread: no `Record` objects, no second hand-off), else as records, in one call
+        when it takes batches."""
         try:
             sink = self.sink
             write_fields = getattr(sink, "write_fields", None)

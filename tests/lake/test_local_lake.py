@@ -335,6 +335,23 @@ def test_records_as_dicts_are_written_like_records_and_bad_ones_counted(tmp_path
     assert sink.unencodable == 1 and sink.written == 4
 
 
+def test_records_as_dicts_are_written_in_the_callers_thread_and_rolled_on_time(tmp_path, sinks):
+    # The proxy's telemetry thread encodes and writes its batches itself: no hand-off to the writer.
+    clock = Clock()
+    sink = sinks(tmp_path, FastSink, clock=clock, roll_seconds=60)
+    batch = [rec(i).view() for i in range(3)]
+    sink.write_fields(batch)
+    assert sink.written == 3 and published(tmp_path) == []  # in the open file already, before any flush
+    clock.advance(61)  # the writer thread still rolls a file that is due, with nothing queued to it
+    deadline = time.monotonic() + 5
+    while not published(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [d["record_id"] for d in read_all(tmp_path)] == [d["record_id"] for d in batch]
+    sink.close()
+    sink.write_fields([rec(7).view()])  # after close: written and published at once, not lost
+    assert len(read_all(tmp_path)) == 4 and temps(tmp_path) == []
+
+
 def test_unencodable_records_are_counted_and_logged_once_without_content(tmp_path, sinks, caplog):
     caplog.set_level(logging.WARNING, logger=LOGGER)
     sink = sinks(tmp_path)
