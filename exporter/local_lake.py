@@ -358,22 +358,22 @@ class LocalLakeSink:
         proxy ~4% below the pass-through floor's throughput (benchmarks/README.md, proxy). Each dict is
         encoded with `lines.fields_line`, under the same checks as `write`; the writer thread still rolls
         and syncs the files on time."""
-        if not records:
-            return
-        try:
-            self._write_records(records, publish=self._closed)
-        except Exception as exc:  # pragma: no cover - a sink must never break the caller
-            log.warning("tailpipe: lake sink failed to write records (%s)", type(exc).__name__)
+        if records:
+            self._write_now(records)
 
     def _enqueue(self, item: Record | list[Any], records: list[Any]) -> None:
         """A full queue (or a closed sink) makes the caller write synchronously rather than lose data."""
+        if not self._closed:
+            try:
+                self._queue.put_nowait(item)
+                return
+            except queue.Full:
+                pass
+        self._write_now(records)
+
+    def _write_now(self, records: list[Any]) -> None:
+        """Encode and append in the calling thread (published at once when the sink is closed); never raises."""
         try:
-            if not self._closed:
-                try:
-                    self._queue.put_nowait(item)
-                    return
-                except queue.Full:
-                    pass
             self._write_records(records, publish=self._closed)
         except Exception as exc:  # pragma: no cover - a sink must never break the caller
             log.warning("tailpipe: lake sink failed to write records (%s)", type(exc).__name__)
