@@ -43,6 +43,14 @@ def _lib():
     return genai_prices
 
 
+def load() -> None:
+    """Load the price data now rather than at the first call priced (genai-prices builds ~27,000 objects
+    then): for a long-running process that sets its startup objects aside (`proxy.app.settle_process`)."""
+    lib = _lib()
+    if lib is not None:
+        lib.data_snapshot.get_snapshot()
+
+
 @lru_cache(maxsize=4096)
 def _rates(model_ref: str, provider_id: str | None) -> tuple[float, float, float, float] | bool | None:
     """Per-token USD rates (input, output, cache read, cache write) for linear (untiered) prices.

@@ -18,9 +18,7 @@ _INT_FIELDS = (
 )
 
 
-def plain_counts(
-    i: object, o: object, t: object, cr: object, cw: object, rt: object, im: object
-) -> bool:
+def plain_counts(i: object, o: object, t: object, cr: object, cw: object, rt: object, im: object) -> bool:
     """True when the input, output, total, cache read, cache write, reasoning and image counts are each
     None or an int >= 0: what a `Usage` takes as given. False leaves it to `Usage` to normalise or refuse."""
     return (

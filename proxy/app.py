@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import threading
@@ -74,6 +75,31 @@ class Proxy:
             await asyncio.get_running_loop().run_in_executor(None, self.telemetry.flush, 10.0)
 
 
+def settle_process(gc_threshold: int) -> None:
+    """Set up a process whose only job is the proxy (the CLI, Lambda) once the server is up: never called
+    for a proxy inside someone else's program (`ProxyThread` alone).
+
+    Calls wait up to `ProxyTelemetry.batch_seconds` for their record, so a few thousand container objects
+    are alive between batches. With CPython's default young-generation threshold (700) they started a
+    collection every ~10 ms; surviving it promoted them, and the promotions set off full collections of the
+    whole heap (aiohttp, the price and carbon data) about once a second: ~9 us of a ~170 us request,
+    and a pause of tens of milliseconds each time (benchmarks/README.md, proxy). A threshold above one
+    batch's objects leaves them to reference counting, and the objects startup built (loaded here rather
+    than at the first record) are frozen out of the collections that still run. 0 changes nothing."""
+    if gc_threshold <= 0:
+        return
+    try:
+        from tailpipe_ai.carbon import datasets, pricing
+
+        datasets.load()
+        pricing.load()
+    except Exception as exc:  # the records will say what is wrong; the proxy still forwards
+        log.warning("tailpipe proxy: carbon or price data did not load at startup (%s)", type(exc).__name__)
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(gc_threshold, *gc.get_threshold()[1:])
+
+
 def serve(config: ProxyConfig, host: str = "127.0.0.1", port: int = 8787, sink: Any = None) -> None:
     """Run the proxy until interrupted (SIGINT/SIGTERM); telemetry is flushed on the way out."""
     with contextlib.suppress(KeyboardInterrupt):  # where signal handlers cannot be installed (Windows)
@@ -87,6 +113,7 @@ async def _serve(proxy: Proxy, host: str, port: int) -> None:
     try:
         runner = await proxy.start()
         await web.TCPSite(runner, host, port).start()
+        settle_process(proxy.config.gc_threshold)
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows: Ctrl-C still works
                 loop.add_signal_handler(sig, stopping.set)

@@ -14,6 +14,7 @@ Read from a TOML file (``tailpipe proxy --config FILE``) and then from environme
     inject_openai_stream_usage = false            # TAILPIPE_PROXY_INJECT_USAGE=1
     region = "eu-west-1"                          # TAILPIPE_PROXY_REGION (where the models run, if known)
     access_log = true                             # TAILPIPE_PROXY_ACCESS_LOG=0 to turn off
+    gc_threshold = 10000                          # TAILPIPE_PROXY_GC_THRESHOLD (0: Python's own GC settings)
 
 `TAILPIPE_PROXY_LAMBDA=1` (set by deploy/lambda/run.sh) marks records `integration=lambda` and writes
 each record and flushes the sink before the response ends, because Lambda freezes the sandbox after.
@@ -36,6 +37,9 @@ DEFAULT_UPSTREAMS = {
     "gemini": "https://generativelanguage.googleapis.com",
     "mistral": "https://api.mistral.ai",
 }
+
+DEFAULT_GC_THRESHOLD = 10_000
+MAX_GC_THRESHOLD = 1_000_000
 
 # Route name -> GenAI semconv provider name.
 PROVIDERS = {
@@ -62,6 +66,9 @@ class ProxyConfig:
     # flushed before the response's end-of-stream marker goes out.
     flush_before_end: bool = False
     max_parse_bytes: int = 32 * 1024 * 1024  # larger bodies are forwarded but not parsed (flagged)
+    # The young-generation threshold of the garbage collector in a process that runs only the proxy (the
+    # CLI, Lambda; `app.settle_process`); 0 leaves Python's defaults alone.
+    gc_threshold: int = DEFAULT_GC_THRESHOLD
 
     def with_upstreams(self, **urls: str) -> ProxyConfig:
         merged = {**self.upstreams, **urls}
@@ -101,6 +108,18 @@ def _seconds(name: str, value: Any) -> float:
     return seconds
 
 
+def _gc_threshold(value: Any) -> int:
+    try:
+        threshold = int(value) if not isinstance(value, (bool, float)) else None
+    except (TypeError, ValueError):
+        threshold = None
+    if threshold is None or not 0 <= threshold <= MAX_GC_THRESHOLD:
+        raise ProxyConfigError(
+            f"gc_threshold must be a whole number from 0 (Python's defaults) to {MAX_GC_THRESHOLD}, got {value!r}"
+        )
+    return threshold
+
+
 def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> ProxyConfig:
     """The configuration from an optional TOML file, overridden by TAILPIPE_PROXY_* variables."""
     env = os.environ if env is None else env
@@ -111,7 +130,7 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
         for key, url in (data.get("upstreams") or {}).items():
             upstreams[key] = _check_url(key, url)
         proxy = data.get("proxy") or {}
-        known = {"connect_timeout", "inject_openai_stream_usage", "region", "access_log"}
+        known = {"connect_timeout", "inject_openai_stream_usage", "region", "access_log", "gc_threshold"}
         unknown = sorted(set(proxy) - known)
         if unknown:
             raise ProxyConfigError(f"{path}: unknown [proxy] setting(s) {', '.join(unknown)}; known: {sorted(known)}")
@@ -125,6 +144,7 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
         ("TAILPIPE_PROXY_INJECT_USAGE", "inject_openai_stream_usage"),
         ("TAILPIPE_PROXY_REGION", "region"),
         ("TAILPIPE_PROXY_ACCESS_LOG", "access_log"),
+        ("TAILPIPE_PROXY_GC_THRESHOLD", "gc_threshold"),
     ):
         if env.get(var):
             settings[key] = env[var]
@@ -142,6 +162,7 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
         access_log=_bool("access_log", settings.get("access_log", True)),
         integration=sc.INTEGRATION_LAMBDA if lambda_mode else sc.INTEGRATION_PROXY,
         flush_before_end=lambda_mode,
+        gc_threshold=_gc_threshold(settings.get("gc_threshold", DEFAULT_GC_THRESHOLD)),
     )
 
 

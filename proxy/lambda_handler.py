@@ -21,7 +21,7 @@ import threading
 from typing import Any
 from urllib.parse import urlsplit
 
-from .app import ProxyThread
+from .app import ProxyThread, settle_process
 from .config import load_config
 
 _proxy: ProxyThread | None = None
@@ -37,6 +37,7 @@ def proxy() -> ProxyThread:
             env = {**os.environ, "TAILPIPE_PROXY_LAMBDA": "1"}
             config = load_config(os.environ.get("TAILPIPE_PROXY_CONFIG"), env=env)
             _proxy = ProxyThread(config).start()
+            settle_process(config.gc_threshold)  # the execution environment runs nothing else
         return _proxy
 
 

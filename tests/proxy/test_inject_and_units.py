@@ -216,6 +216,21 @@ def test_config_file_and_env(tmp_path):
         load_config(tmp_path / "missing.toml", env={})
 
 
+def test_gc_threshold_setting(tmp_path):
+    path = tmp_path / "proxy.toml"
+    assert load_config(env={}).gc_threshold == 10_000
+    path.write_text("[proxy]\ngc_threshold = 0\n")
+    assert load_config(path, env={}).gc_threshold == 0
+    assert load_config(path, env={"TAILPIPE_PROXY_GC_THRESHOLD": " 50000 "}).gc_threshold == 50_000  # env wins
+    for bad in ("-1", "1e4", "lots", "2000000"):
+        with pytest.raises(ProxyConfigError, match=r"gc_threshold must be a whole number from 0"):
+            load_config(env={"TAILPIPE_PROXY_GC_THRESHOLD": bad})
+    for bad in ("2.5", "true"):
+        path.write_text(f"[proxy]\ngc_threshold = {bad}\n")
+        with pytest.raises(ProxyConfigError, match=r"gc_threshold must be a whole number from 0"):
+            load_config(path, env={})
+
+
 @pytest.mark.parametrize("step", [1, 7, 100, 4096, 10**7])
 @pytest.mark.parametrize("newline", [b"\n", b"\r\n"])
 def test_events_are_counted_exactly_across_chunks_and_held_batches(monkeypatch, step, newline):
