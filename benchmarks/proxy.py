@@ -92,11 +92,14 @@ UPSTREAM = textwrap.dedent(
 
 FLOOR = textwrap.dedent(
     r"""
-    import sys, aiohttp
+    import gc, sys, aiohttp
     from aiohttp import web
     UPSTREAM = sys.argv[2]
+    GC_THRESHOLD = int(sys.argv[3]) if len(sys.argv) > 3 else 0  # --floor-gc: tailpipe's settle_process
     DROP = {"host", "content-length", "transfer-encoding", "connection", "keep-alive"}
     async def start(app):
+        if GC_THRESHOLD:
+            gc.collect(); gc.freeze(); gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
         app["s"] = aiohttp.ClientSession(auto_decompress=False, connector=aiohttp.TCPConnector(limit=0),
                                          timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
                                          skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"))
@@ -324,6 +327,12 @@ def main() -> None:
     parser.add_argument("--skip-litellm", action="store_true")
     parser.add_argument("--json", help="write all figures to this file")
     parser.add_argument(
+        "--floor-gc",
+        action="store_true",
+        help="give the floor the garbage-collector settings `tailpipe proxy` uses (frozen startup heap, "
+        "young threshold 10,000), to see what they are worth to a proxy that batches nothing",
+    )
+    parser.add_argument(
         "--rounds", type=int, default=4, help="alternating floor/tailpipe closed-loop rounds for the throughput ratio"
     )
     args = parser.parse_args()
@@ -340,7 +349,10 @@ def main() -> None:
         targets = [("direct", f"{upstream}/v1/chat/completions", None, None)]
 
         port = free_port()
-        floor = start([sys.executable, str(tmp / "floor.py"), str(port), upstream], 0)
+        from tailpipe_ai.proxy.config import DEFAULT_GC_THRESHOLD
+
+        floor_args = [str(DEFAULT_GC_THRESHOLD)] if args.floor_gc else []
+        floor = start([sys.executable, str(tmp / "floor.py"), str(port), upstream, *floor_args], 0)
         procs.append(floor)
         targets.append(("floor", f"http://127.0.0.1:{port}/v1/chat/completions", floor, port))
 
