@@ -82,8 +82,8 @@ def settle_process(gc_threshold: int) -> None:
     Calls wait up to `ProxyTelemetry.batch_seconds` for their record, so a few thousand container objects
     are alive between batches. With CPython's default young-generation threshold (700) they started a
     collection every ~10 ms; surviving it promoted them, and the promotions set off full collections of the
-    whole heap (aiohttp, the price and carbon data) about once a second: ~9 us of a ~170 us request,
-    and a pause of tens of milliseconds each time (benchmarks/README.md, proxy). A threshold above one
+    whole heap (~67,000 objects: aiohttp, the price and carbon data) about once a second: 6% of the proxy's
+    CPU, and a ~20 ms pause of the event loop each time (benchmarks/README.md, proxy). A threshold above one
     batch's objects leaves them to reference counting, and the objects startup built (loaded here rather
     than at the first record) are frozen out of the collections that still run. 0 changes nothing."""
     if gc_threshold <= 0:
