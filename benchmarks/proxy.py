@@ -32,6 +32,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from tailpipe_ai.proxy.config import DEFAULT_GC_THRESHOLD
+
 ROOT = Path(__file__).resolve().parent.parent
 RATES = (20, 100, 300)
 CLIENTS = 50
@@ -349,8 +351,6 @@ def main() -> None:
         targets = [("direct", f"{upstream}/v1/chat/completions", None, None)]
 
         port = free_port()
-        from tailpipe_ai.proxy.config import DEFAULT_GC_THRESHOLD
-
         floor_args = [str(DEFAULT_GC_THRESHOLD)] if args.floor_gc else []
         floor = start([sys.executable, str(tmp / "floor.py"), str(port), upstream, *floor_args], 0)
         procs.append(floor)

@@ -76,7 +76,7 @@ class Proxy:
 
 
 def settle_process(gc_threshold: int) -> None:
-    """Set up a process whose only job is the proxy (the CLI, Lambda) once the server is up: never called
+    """Set up a process whose only job is the proxy (the CLI, Lambda) before it takes requests: never called
     for a proxy inside someone else's program (`ProxyThread` alone).
 
     Calls wait up to `ProxyTelemetry.batch_seconds` for their record, so a few thousand container objects
@@ -112,8 +112,8 @@ async def _serve(proxy: Proxy, host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     try:
         runner = await proxy.start()
+        settle_process(proxy.config.gc_threshold)  # ~0.2 s of loading: before the port accepts anyone
         await web.TCPSite(runner, host, port).start()
-        settle_process(proxy.config.gc_threshold)
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows: Ctrl-C still works
                 loop.add_signal_handler(sig, stopping.set)
